@@ -1,0 +1,295 @@
+#include "ir/program.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace tpusim {
+
+std::string_view unit_name(Unit u) {
+  switch (u) {
+    case Unit::Dma: return "dma";
+    case Unit::Mxu: return "mxu";
+    case Unit::Vpu: return "vpu";
+  }
+  return "?";
+}
+
+std::optional<Unit> parse_unit(std::string_view name) {
+  if (name == "dma") return Unit::Dma;
+  if (name == "mxu") return Unit::Mxu;
+  if (name == "vpu") return Unit::Vpu;
+  return std::nullopt;
+}
+
+std::string_view tensor_kind_name(TensorKind k) {
+  switch (k) {
+    case TensorKind::Input: return "input";
+    case TensorKind::Output: return "output";
+    case TensorKind::Scratch: return "scratch";
+  }
+  return "?";
+}
+
+namespace {
+
+using K = FieldKind;
+using S = FieldSlot;
+
+// Fields shared by VPU opcodes.
+std::vector<FieldInfo> vpu_fields(bool binary, bool requantize) {
+  std::vector<FieldInfo> f = {
+      {"dst", K::TypedBufferRef, S::Dst, true},
+      {"src", K::TypedBufferRef, S::Src, true},
+  };
+  if (binary) {
+    f.push_back({"src2", K::TypedBufferRef, S::Src2, false});
+    f.push_back({"imm", K::Double, S::Imm, false});
+  }
+  f.push_back({"rows", K::Int, S::Rows, false, 1});
+  f.push_back({"cols", K::Int, S::Cols, true});
+  f.push_back({"dst_stride", K::Int, S::DstStride, false});
+  f.push_back({"src_stride", K::Int, S::SrcStride, false});
+  if (binary) {
+    f.push_back({"src2_stride", K::Int, S::Src2Stride, false});
+    f.push_back({"broadcast", K::Bool, S::Broadcast, false});
+  }
+  if (requantize) {
+    f.push_back({"multiplier", K::Int, S::Multiplier, false, 1});
+    f.push_back({"shift", K::Int, S::Shift, false});
+    f.push_back({"zero_point", K::Int, S::ZeroPoint, false});
+  }
+  return f;
+}
+
+std::vector<OpcodeInfo> build_opcode_table() {
+  std::vector<OpcodeInfo> t;
+  t.push_back({Opcode::DmaLoad, "dma.load", Unit::Dma,
+               {{"dst", K::BufferRef, S::Buffer, true},
+                {"src", K::TensorRef, S::Tensor, true},
+                {"extent", K::IntList, S::Extent, true},
+                {"src_step", K::IntListList, S::TensorStep, false},
+                {"dst_stride", K::IntList, S::BufferStride, false}},
+               "copy a strided block of a DRAM tensor into a buffer; outside the tensor reads 0"});
+  t.push_back({Opcode::DmaStore, "dma.store", Unit::Dma,
+               {{"src", K::BufferRef, S::Buffer, true},
+                {"dst", K::TensorRef, S::Tensor, true},
+                {"extent", K::IntList, S::Extent, true},
+                {"dst_step", K::IntListList, S::TensorStep, false},
+                {"src_stride", K::IntList, S::BufferStride, false}},
+               "copy a strided block of a buffer into a DRAM tensor"});
+  t.push_back({Opcode::MxuLoadStationary, "mxu.load_stationary", Unit::Mxu,
+               {{"src", K::BufferRef, S::Src, true},
+                {"rows", K::Int, S::Rows, true},
+                {"cols", K::Int, S::Cols, true},
+                {"stride", K::Int, S::SrcStride, true},
+                {"transpose", K::Bool, S::Transpose, false}},
+               "ws/is: shift a rows x cols tile into the array (weights in ws, inputs in is)"});
+  t.push_back({Opcode::MxuMatmul, "mxu.matmul", Unit::Mxu,
+               {{"src", K::BufferRef, S::Src, true},
+                {"stride", K::Int, S::SrcStride, true},
+                {"count", K::Int, S::Count, true},
+                {"dst", K::BufferRef, S::Dst, true},
+                {"dst_stride", K::Int, S::DstStride, true},
+                {"accumulate", K::Bool, S::Accumulate, false}},
+               "ws/is: stream count vectors through the stationary tile into the accumulators"});
+  t.push_back({Opcode::MxuMatmulOs, "mxu.matmul_os", Unit::Mxu,
+               {{"left", K::BufferRef, S::Src, true},
+                {"left_stride", K::Int, S::SrcStride, true},
+                {"top", K::BufferRef, S::Top, true},
+                {"top_stride", K::Int, S::TopStride, true},
+                {"rows", K::Int, S::Rows, true},
+                {"cols", K::Int, S::Cols, true},
+                {"count", K::Int, S::Count, true},
+                {"dst", K::BufferRef, S::Dst, true},
+                {"dst_stride", K::Int, S::DstStride, true},
+                {"accumulate", K::Bool, S::Accumulate, false}},
+               "os: stream left and top operands for count steps, then drain into the accumulators"});
+  struct VpuOp {
+    Opcode op;
+    const char* name;
+    bool binary, requantize;
+    const char* summary;
+  };
+  const VpuOp vpu_ops[] = {
+      {Opcode::VpuAdd, "vpu.add", true, false, "dst = src + src2 (or imm)"},
+      {Opcode::VpuSub, "vpu.sub", true, false, "dst = src - src2 (or imm)"},
+      {Opcode::VpuMul, "vpu.mul", true, false, "dst = src * src2 (or imm)"},
+      {Opcode::VpuMax, "vpu.max", true, false, "dst = max(src, src2 (or imm))"},
+      {Opcode::VpuMin, "vpu.min", true, false, "dst = min(src, src2 (or imm))"},
+      {Opcode::VpuRelu, "vpu.relu", false, false, "dst = max(src, 0)"},
+      {Opcode::VpuGelu, "vpu.gelu", false, false, "dst = gelu(src), tanh approximation"},
+      {Opcode::VpuExp, "vpu.exp", false, false, "dst = exp(src)"},
+      {Opcode::VpuReciprocal, "vpu.reciprocal", false, false, "dst = 1 / src"},
+      {Opcode::VpuRsqrt, "vpu.rsqrt", false, false, "dst = 1 / sqrt(src)"},
+      {Opcode::VpuCopy, "vpu.copy", false, false, "dst = src, converted to dst's type"},
+      {Opcode::VpuRequantize, "vpu.requantize", false, true,
+       "int32 -> int8: round((src * multiplier) / 2^shift) + zero_point, saturated"},
+      {Opcode::VpuReduceSum, "vpu.reduce_sum", false, false, "dst[r] = sum of row r of src"},
+      {Opcode::VpuReduceMax, "vpu.reduce_max", false, false, "dst[r] = max of row r of src"},
+  };
+  for (const auto& v : vpu_ops) {
+    t.push_back({v.op, v.name, Unit::Vpu, vpu_fields(v.binary, v.requantize), v.summary});
+  }
+  return t;
+}
+
+const std::vector<OpcodeInfo>& opcode_table() {
+  static const std::vector<OpcodeInfo> table = build_opcode_table();
+  return table;
+}
+
+}  // namespace
+
+const OpcodeInfo& opcode_info(Opcode op) {
+  const auto& info = opcode_table()[static_cast<size_t>(op)];
+  TPUSIM_CHECK(info.opcode == op, "opcode table out of order");
+  return info;
+}
+
+std::optional<Opcode> parse_opcode(std::string_view mnemonic) {
+  for (const auto& info : opcode_table()) {
+    if (mnemonic == info.mnemonic) return info.opcode;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> opcode_mnemonics() {
+  std::vector<std::string> names;
+  for (const auto& info : opcode_table()) names.emplace_back(info.mnemonic);
+  return names;
+}
+
+bool is_vpu_binary(Opcode op) {
+  return op == Opcode::VpuAdd || op == Opcode::VpuSub || op == Opcode::VpuMul ||
+         op == Opcode::VpuMax || op == Opcode::VpuMin;
+}
+
+bool is_vpu_reduction(Opcode op) {
+  return op == Opcode::VpuReduceSum || op == Opcode::VpuReduceMax;
+}
+
+BufferRef* buffer_slot(Instruction& in, FieldSlot slot) {
+  switch (slot) {
+    case S::Buffer: return &in.buffer;
+    case S::Src: return &in.src;
+    case S::Src2: return &in.src2;
+    case S::Dst: return &in.dst;
+    case S::Top: return &in.top;
+    default: return nullptr;
+  }
+}
+const BufferRef* buffer_slot(const Instruction& in, FieldSlot slot) {
+  return buffer_slot(const_cast<Instruction&>(in), slot);
+}
+
+int64_t* int_slot(Instruction& in, FieldSlot slot) {
+  switch (slot) {
+    case S::Rows: return &in.rows;
+    case S::Cols: return &in.cols;
+    case S::Count: return &in.count;
+    case S::SrcStride: return &in.src_stride;
+    case S::Src2Stride: return &in.src2_stride;
+    case S::DstStride: return &in.dst_stride;
+    case S::TopStride: return &in.top_stride;
+    case S::Multiplier: return &in.multiplier;
+    case S::Shift: return &in.shift;
+    case S::ZeroPoint: return &in.zero_point;
+    default: return nullptr;
+  }
+}
+const int64_t* int_slot(const Instruction& in, FieldSlot slot) {
+  return int_slot(const_cast<Instruction&>(in), slot);
+}
+
+bool* bool_slot(Instruction& in, FieldSlot slot) {
+  switch (slot) {
+    case S::Accumulate: return &in.accumulate;
+    case S::Transpose: return &in.transpose;
+    case S::Broadcast: return &in.broadcast;
+    default: return nullptr;
+  }
+}
+const bool* bool_slot(const Instruction& in, FieldSlot slot) {
+  return bool_slot(const_cast<Instruction&>(in), slot);
+}
+
+int64_t TensorDecl::element_count() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int Program::find_tensor(std::string_view name) const {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Program::find_token(std::string_view name) const {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+uint8_t update_mask(std::vector<Node>& nodes) {
+  uint8_t mask = 0;
+  for (auto& node : nodes) {
+    if (node.kind == Node::Kind::Instruction) {
+      node.unit_mask = static_cast<uint8_t>(1u << static_cast<int>(unit_of(node.instruction.opcode)));
+    } else if (node.kind == Node::Kind::Repeat) {
+      node.unit_mask = node.loop_count > 0 ? update_mask(node.body) : 0;
+      if (node.loop_count <= 0) update_mask(node.body);
+    } else {
+      node.unit_mask = 0;
+    }
+    mask |= node.unit_mask;
+  }
+  return mask;
+}
+}  // namespace
+
+void Program::update_unit_masks() { update_mask(body); }
+
+ProgramCursor::ProgramCursor(const Program& program, Unit unit)
+    : unit_bit_(static_cast<uint8_t>(1u << static_cast<int>(unit))) {
+  frames_.push_back({&program.body, 0, 0, 1});
+}
+
+const Instruction* ProgramCursor::next() {
+  while (!frames_.empty()) {
+    Frame& frame = frames_.back();
+    if (frame.index >= frame.block->size()) {
+      // End of a block: run the loop again or pop it.
+      if (++frame.iteration < frame.count) {
+        frame.index = 0;
+        loop_values_[frames_.size() - 2] = frame.iteration;
+        continue;
+      }
+      frames_.pop_back();
+      continue;
+    }
+    const Node& node = (*frame.block)[frame.index++];
+    if (!(node.unit_mask & unit_bit_)) continue;  // nothing for this unit in there
+    if (node.kind == Node::Kind::Instruction) return &node.instruction;
+    // A repeat with work for this unit: enter it.
+    TPUSIM_CHECK(frames_.size() <= kMaxLoopDepth, "loop nesting deeper than kMaxLoopDepth");
+    loop_values_[frames_.size() - 1] = 0;
+    frames_.push_back({&node.body, 0, 0, node.loop_count});
+  }
+  return nullptr;
+}
+
+Program load_program(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw Error({path, 0, 0, ""}, "cannot open program file (check the path)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_program(text.str(), path);
+}
+
+}  // namespace tpusim
