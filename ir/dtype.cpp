@@ -47,11 +47,13 @@ double load_element(DType t, const uint8_t* p) {
 void store_element(DType t, uint8_t* p, double value) {
   switch (t) {
     case DType::Int8: {
+      if (std::isnan(value)) value = 0;  // NaN has no integer value; define it as 0
       double r = std::nearbyint(std::clamp(value, -128.0, 127.0));
       *p = static_cast<uint8_t>(static_cast<int8_t>(r));
       return;
     }
     case DType::Int32: {
+      if (std::isnan(value)) value = 0;
       double r = std::nearbyint(std::clamp(value, -2147483648.0, 2147483647.0));
       int32_t v = static_cast<int32_t>(r);
       std::memcpy(p, &v, 4);

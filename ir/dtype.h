@@ -47,6 +47,7 @@ inline float bf16_to_float(uint16_t value) {
 
 // Loads/stores one element of type `t` as a double (exact for every value of every type).
 double load_element(DType t, const uint8_t* p);
-void store_element(DType t, uint8_t* p, double value);  // rounds/saturates as the type requires
+// Stores rounding to nearest even and saturating integers (NaN stores as 0 in integer types).
+void store_element(DType t, uint8_t* p, double value);
 
 }  // namespace tpusim

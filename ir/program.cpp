@@ -1,6 +1,9 @@
 #include "ir/program.h"
 
+#include <algorithm>
 #include <fstream>
+
+#include <fmt/format.h>
 #include <sstream>
 
 namespace tpusim {
@@ -280,6 +283,77 @@ const Instruction* ProgramCursor::next() {
     frames_.push_back({&node.body, 0, 0, node.loop_count});
   }
   return nullptr;
+}
+
+int64_t DmaPattern::element_count() const {
+  int64_t n = 1;
+  for (int64_t e : extent) n *= e;
+  return n;
+}
+
+int64_t DmaPattern::low_offset() const {
+  int64_t low = 0;
+  for (size_t j = 0; j < extent.size(); ++j) low += std::min<int64_t>(0, (extent[j] - 1) * buffer_stride[j]);
+  return low;
+}
+
+int64_t DmaPattern::high_offset() const {
+  int64_t high = element_bytes;
+  for (size_t j = 0; j < extent.size(); ++j) high += std::max<int64_t>(0, (extent[j] - 1) * buffer_stride[j]);
+  return high;
+}
+
+std::optional<std::string> resolve_dma_pattern(const Program& program, const Instruction& in,
+                                               DmaPattern& pattern) {
+  const char* mnemonic = opcode_info(in.opcode).mnemonic;
+  bool load = in.opcode == Opcode::DmaLoad;
+  const TensorDecl& tensor = program.tensors.at(static_cast<size_t>(in.tensor.tensor));
+  size_t dims = in.extent.size(), rank = tensor.shape.size();
+  const char* step_name = load ? "src_step" : "dst_step";
+  const char* stride_name = load ? "dst_stride" : "src_stride";
+  if (dims < 1 || dims > 4) {
+    return fmt::format("{} extent has {} dimensions; transfers have 1 to 4", mnemonic, dims);
+  }
+  for (int64_t e : in.extent) {
+    if (e < 1) return fmt::format("{} extent must be at least 1 in every dimension, got {}", mnemonic, e);
+  }
+  pattern.extent = in.extent;
+  pattern.element_bytes = dtype_size(tensor.dtype);
+  pattern.tensor_step = in.tensor_step;
+  if (pattern.tensor_step.empty()) {
+    if (dims > rank) {
+      return fmt::format("{} has a {}-dimensional extent but tensor '{}' has {} dimensions; give "
+                         "{} to say how each extent dimension moves through the tensor",
+                         mnemonic, dims, tensor.name, rank, step_name);
+    }
+    for (size_t j = 0; j < dims; ++j) {
+      std::vector<int64_t> step(rank, 0);
+      step[rank - dims + j] = 1;
+      pattern.tensor_step.push_back(step);
+    }
+  } else {
+    if (pattern.tensor_step.size() != dims) {
+      return fmt::format("{} {} has {} entries but the extent has {} dimensions", mnemonic,
+                         step_name, pattern.tensor_step.size(), dims);
+    }
+    for (const auto& step : pattern.tensor_step) {
+      if (step.size() != rank) {
+        return fmt::format("{} each {} entry needs {} values (the rank of '{}'), got {}",
+                           mnemonic, step_name, rank, tensor.name, step.size());
+      }
+    }
+  }
+  pattern.buffer_stride = in.buffer_stride;
+  if (pattern.buffer_stride.empty()) {
+    pattern.buffer_stride.assign(dims, pattern.element_bytes);
+    for (size_t j = dims - 1; j > 0; --j) {
+      pattern.buffer_stride[j - 1] = pattern.buffer_stride[j] * in.extent[j];
+    }
+  } else if (pattern.buffer_stride.size() != dims) {
+    return fmt::format("{} {} has {} entries but the extent has {} dimensions", mnemonic,
+                       stride_name, pattern.buffer_stride.size(), dims);
+  }
+  return std::nullopt;
 }
 
 Program load_program(const std::string& path) {

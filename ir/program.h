@@ -197,6 +197,24 @@ const int64_t* int_slot(const Instruction& in, FieldSlot slot);
 bool* bool_slot(Instruction& in, FieldSlot slot);
 const bool* bool_slot(const Instruction& in, FieldSlot slot);
 
+// A DMA transfer with its defaults resolved: for each extent dimension j, the step it takes
+// through the tensor's coordinates and the stride it takes through the buffer, in bytes.
+struct DmaPattern {
+  std::vector<int64_t> extent;
+  std::vector<std::vector<int64_t>> tensor_step;  // [extent dim][tensor dim]
+  std::vector<int64_t> buffer_stride;
+  int64_t element_bytes = 1;
+  int64_t element_count() const;
+  // Buffer byte offsets of the lowest and one past the highest byte touched (relative to the
+  // base address).
+  int64_t low_offset() const;
+  int64_t high_offset() const;
+};
+// Fills in the default steps/strides; returns a message instead when the transfer's lists
+// don't fit the tensor (the verifier reports it).
+std::optional<std::string> resolve_dma_pattern(const Program& program, const Instruction& in,
+                                               DmaPattern& pattern);
+
 // Walks one unit's instructions in program order, expanding `repeat` loops lazily (nothing is
 // materialized: a loop of a million tiles costs a few words of state).
 class ProgramCursor {

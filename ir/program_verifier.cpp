@@ -1,6 +1,8 @@
 // The program verifier: everything about a program that can be checked without running it.
 // Address ranges are checked over every iteration of the enclosing loops (an affine address
 // spans a box); the simulator still bounds-checks every access as it runs.
+#include <algorithm>
+#include <cmath>
 #include <map>
 
 #include <fmt/format.h>
@@ -40,7 +42,15 @@ class Verifier {
     return r;
   }
 
-  // An access of `bytes` bytes starting at `ref`'s address, plus `extra` (low, high) offsets.
+  // `count` runs of `width` bytes, `stride` bytes apart (the stride may be negative or zero),
+  // starting at `ref`'s address.
+  void check_rows(const Instruction& in, const char* operand, const BufferRef& ref, int64_t count,
+                  int64_t stride, int64_t width) {
+    int64_t span = (count - 1) * stride;
+    check_buffer(in, operand, ref, std::min<int64_t>(span, 0), std::max<int64_t>(span, 0) + width);
+  }
+
+  // The bytes [address + low_offset, address + high_offset_exclusive) over every iteration.
   void check_buffer(const Instruction& in, const char* operand, const BufferRef& ref,
                     int64_t low_offset, int64_t high_offset_exclusive) {
     if (!ref.present) return;
@@ -97,64 +107,16 @@ class Verifier {
   }
 
   void check_dma(const Instruction& in) {
-    const char* mnemonic = opcode_info(in.opcode).mnemonic;
     bool load = in.opcode == Opcode::DmaLoad;
     const TensorDecl& tensor = program_.tensors[static_cast<size_t>(in.tensor.tensor)];
-    size_t dims = in.extent.size(), rank = tensor.shape.size();
-    if (dims < 1 || dims > 4) {
-      error(in.location, fmt::format("{} extent has {} dimensions; transfers have 1 to 4", mnemonic, dims));
+    DmaPattern pattern;
+    if (auto problem = resolve_dma_pattern(program_, in, pattern)) {
+      error(in.location, *problem);
       return;
     }
-    for (int64_t e : in.extent) {
-      if (e < 1) {
-        error(in.location, fmt::format("{} extent must be at least 1 in every dimension, got {}", mnemonic, e));
-        return;
-      }
-    }
-    const char* step_name = load ? "src_step" : "dst_step";
-    const char* stride_name = load ? "dst_stride" : "src_stride";
-    std::vector<std::vector<int64_t>> steps = in.tensor_step;
-    if (steps.empty()) {
-      if (dims > rank) {
-        error(in.location, fmt::format("{} has a {}-dimensional extent but tensor '{}' has {} "
-                                       "dimensions; give {} to say how each extent dimension "
-                                       "moves through the tensor", mnemonic, dims, tensor.name, rank, step_name));
-        return;
-      }
-      for (size_t j = 0; j < dims; ++j) {
-        std::vector<int64_t> step(rank, 0);
-        step[rank - dims + j] = 1;
-        steps.push_back(step);
-      }
-    } else {
-      if (steps.size() != dims) {
-        error(in.location, fmt::format("{} {} has {} entries but the extent has {} dimensions",
-                                       mnemonic, step_name, steps.size(), dims));
-        return;
-      }
-      for (const auto& s : steps) {
-        if (s.size() != rank) {
-          error(in.location, fmt::format("{} each {} entry needs {} values (the rank of '{}'), got {}",
-                                         mnemonic, step_name, rank, tensor.name, s.size()));
-          return;
-        }
-      }
-    }
-    int64_t element = dtype_size(tensor.dtype);
-    std::vector<int64_t> strides = in.buffer_stride;
-    if (strides.empty()) {
-      strides.assign(dims, element);
-      for (size_t j = dims - 1; j > 0; --j) strides[j - 1] = strides[j] * in.extent[j];
-    } else if (strides.size() != dims) {
-      error(in.location, fmt::format("{} {} has {} entries but the extent has {} dimensions",
-                                     mnemonic, stride_name, strides.size(), dims));
-      return;
-    }
-    int64_t low = 0, high = element;
-    for (size_t j = 0; j < dims; ++j) {
-      int64_t span = (in.extent[j] - 1) * strides[j];
-      if (span < 0) low += span; else high += span;
-    }
+    size_t dims = pattern.extent.size(), rank = tensor.shape.size();
+    const auto& steps = pattern.tensor_step;
+    int64_t low = pattern.low_offset(), high = pattern.high_offset();
     check_buffer(in, load ? "dst" : "src", in.buffer, low, high);
     if (!load) {
       if (tensor.kind == TensorKind::Input) {
@@ -216,9 +178,9 @@ class Verifier {
       check_source_buffer("left", in.src);
       check_source_buffer("top", in.top);
       if (!ok || !check_dst()) return;
-      check_buffer(in, "left", in.src, 0, (in.count - 1) * in.src_stride + in.rows * element);
-      check_buffer(in, "top", in.top, 0, (in.count - 1) * in.top_stride + in.cols * element);
-      check_buffer(in, "dst", in.dst, 0, (in.rows - 1) * in.dst_stride + in.cols * 4);
+      check_rows(in, "left", in.src, in.count, in.src_stride, in.rows * element);
+      check_rows(in, "top", in.top, in.count, in.top_stride, in.cols * element);
+      check_rows(in, "dst", in.dst, in.rows, in.dst_stride, in.cols * 4);
       return;
     }
     if (!stationary_dataflow) {
@@ -232,15 +194,15 @@ class Verifier {
       stationary_rows_ = in.rows;
       stationary_cols_ = in.cols;
       int64_t outer = in.transpose ? in.cols : in.rows, inner = in.transpose ? in.rows : in.cols;
-      check_buffer(in, "src", in.src, 0, (outer - 1) * in.src_stride + inner * element);
+      check_rows(in, "src", in.src, outer, in.src_stride, inner * element);
       return;
     }
     // mxu.matmul: vector length and output width come from the last load_stationary before it
     // in the text; when there is none, the simulator checks the footprint when it runs.
     if (!check_positive("count", in.count, INT64_MAX) || !check_dst()) return;
     if (stationary_rows_ > 0) {
-      check_buffer(in, "src", in.src, 0, (in.count - 1) * in.src_stride + stationary_rows_ * element);
-      check_buffer(in, "dst", in.dst, 0, (in.count - 1) * in.dst_stride + stationary_cols_ * 4);
+      check_rows(in, "src", in.src, in.count, in.src_stride, stationary_rows_ * element);
+      check_rows(in, "dst", in.dst, in.count, in.dst_stride, stationary_cols_ * 4);
     }
   }
 
@@ -258,8 +220,12 @@ class Verifier {
         type_error("needs exactly one of src2 or imm as its second operand");
       }
       if (in.broadcast && !in.src2.present) type_error("broadcast=true needs a src2 operand");
-      if (in.imm && !is_float(src) && *in.imm != static_cast<double>(static_cast<int64_t>(*in.imm))) {
-        type_error(fmt::format("imm={} is not an integer but the operands are {}", *in.imm, dtype_name(src)));
+      // For integer operands imm is an int32 value, so the arithmetic is exact in 64 bits.
+      if (in.imm && !is_float(src) &&
+          !(std::isfinite(*in.imm) && std::trunc(*in.imm) == *in.imm && *in.imm >= -2147483648.0 &&
+            *in.imm <= 2147483647.0)) {
+        type_error(fmt::format("imm={} must be an integer in the int32 range because the operands "
+                               "are {}", *in.imm, dtype_name(src)));
       }
       if (dst != src || (in.src2.present && in.src2.type != src)) {
         type_error("operands must all have the same type (use vpu.copy to convert)");
@@ -267,7 +233,7 @@ class Verifier {
     } else if (in.opcode == Opcode::VpuRequantize) {
       if (src != DType::Int32 || dst != DType::Int8) type_error("converts int32 to int8: src must be :int32 and dst :int8");
       if (in.shift < 0 || in.shift > 62) type_error(fmt::format("shift must be between 0 and 62, got {}", in.shift));
-      if (in.multiplier <= -(int64_t{1} << 31) || in.multiplier >= (int64_t{1} << 31)) {
+      if (in.multiplier < -(int64_t{1} << 31) || in.multiplier >= (int64_t{1} << 31)) {
         type_error(fmt::format("multiplier must fit in int32, got {}", in.multiplier));
       }
     } else if (in.opcode == Opcode::VpuGelu || in.opcode == Opcode::VpuExp ||
@@ -280,14 +246,14 @@ class Verifier {
     auto footprint = [&](const char* name, const BufferRef& ref, int64_t stride, int64_t row_elements) {
       int64_t element = dtype_size(ref.type);
       int64_t row_stride = stride != 0 ? stride : in.cols * element;
-      check_buffer(in, name, ref, 0, (in.rows - 1) * row_stride + row_elements * element);
+      check_rows(in, name, ref, in.rows, row_stride, row_elements * element);
     };
     bool reduction = is_vpu_reduction(in.opcode);
     footprint("src", in.src, in.src_stride, in.cols);
     if (reduction) {
       int64_t element = dtype_size(in.dst.type);
       int64_t stride = in.dst_stride != 0 ? in.dst_stride : element;
-      check_buffer(in, "dst", in.dst, 0, (in.rows - 1) * stride + element);
+      check_rows(in, "dst", in.dst, in.rows, stride, element);
     } else {
       footprint("dst", in.dst, in.dst_stride, in.cols);
     }
@@ -295,7 +261,7 @@ class Verifier {
       if (in.broadcast) {
         int64_t element = dtype_size(in.src2.type);
         int64_t stride = in.src2_stride != 0 ? in.src2_stride : element;
-        check_buffer(in, "src2", in.src2, 0, (in.rows - 1) * stride + element);
+        check_rows(in, "src2", in.src2, in.rows, stride, element);
       } else {
         footprint("src2", in.src2, in.src2_stride, in.cols);
       }
