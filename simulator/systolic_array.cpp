@@ -1,0 +1,531 @@
+// The register-level systolic array; systolic_array.h states the semantics.
+//
+// Layout: structure of arrays, one plane per register kind (operand values, operand tags,
+// partial sums, weights), each row padded to whole blocks of kBlock columns. Registers that
+// move each cycle are double-buffered: a cycle reads the `current` plane and writes the `next`
+// one, then the two swap (no element is moved twice). Moving a value one column right is a
+// read at column c - 1: each row of a moving-operand plane carries one extra slot in front,
+// slot 0, which holds the value entering column 0 this cycle.
+#include "simulator/systolic_array.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "ir/diagnostics.h"
+
+namespace tpusim {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "bottom() hands out the accumulators' bytes as they are in memory");
+
+// Columns are processed in blocks of this many with a fixed-trip-count inner loop: at -O2,
+// GCC's "very cheap" vectorizer cost model only vectorizes a loop whose trip count is a known
+// multiple of the vector width. Pad columns compute values nobody reads.
+constexpr int kBlock = 16;
+
+// An operand's valid bit and bank tag, in one lane as wide as the operand, so that the row
+// loops work on one lane width.
+constexpr int kInvalid = 0;
+constexpr int kValidBank0 = 1;  // stationary mode: valid, multiplies W[0]; os mode: valid
+constexpr int kValidBank1 = 2;  // stationary mode: valid, multiplies W[1]
+
+int tag_for_bank(int bank) {
+  return bank == 0 ? kValidBank0 : kValidBank1;
+}
+
+// int8 operands, int32 accumulators. Operands are held widened to int16 (the product of two
+// int8 values fits, and tags are the same width); partial sums are uint32 so that overflow
+// wraps two's complement without undefined behaviour.
+struct Int8Elements {
+  using Operand = int16_t;
+  using Tag = int16_t;
+  using Accumulator = uint32_t;
+  static constexpr int kOperandBytes = 1;
+  static Operand load(const uint8_t* bytes) { return static_cast<int8_t>(bytes[0]); }
+  static Accumulator multiply(Operand a, Operand b) {
+    return static_cast<uint32_t>(int32_t{a} * int32_t{b});
+  }
+  static double to_double(Accumulator sum) { return static_cast<int32_t>(sum); }
+};
+
+// bf16 operands, fp32 accumulators. bf16 becomes float once, on entry. The product of two bf16
+// values is exact in fp32 (8-bit significands) and each addition rounds to nearest even; the
+// build compiles this file with -ffp-contract=off so that no multiply-add is ever fused.
+struct BF16Elements {
+  using Operand = float;
+  using Tag = int32_t;
+  using Accumulator = float;
+  static constexpr int kOperandBytes = 2;
+  static Operand load(const uint8_t* bytes) {
+    return bf16_to_float(static_cast<uint16_t>(bytes[0] | (bytes[1] << 8)));
+  }
+  static Accumulator multiply(Operand a, Operand b) { return a * b; }
+  static double to_double(Accumulator sum) { return sum; }
+};
+
+// Branch-free select. The float overload works on bit patterns: with -ftrapping-math (GCC's
+// default) a `?:` between float arithmetic results stays a branch, which stops vectorization.
+template <class T>
+T choose(bool condition, T if_true, T if_false) {
+  return condition ? if_true : if_false;
+}
+float choose(bool condition, float if_true, float if_false) {
+  const uint32_t mask = condition ? ~0u : 0u;
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(if_true) & mask) |
+                              (std::bit_cast<uint32_t>(if_false) & ~mask));
+}
+
+// One PE row of a stationary-mode cycle. operand_in/tag_in[c] is a_in(r,c) (the row's entry
+// slot, then A(r,0..)[n-1]); sum_in[c] is p_in(r,c).
+//   A(r,c) = a_in(r,c);   P(r,c) = a_in valid ? p_in + a_in * W[tag](r,c) : p_in
+template <class E>
+void stationary_row(const typename E::Operand* __restrict operand_in,
+                    const typename E::Tag* __restrict tag_in,
+                    typename E::Operand* __restrict operand_out,
+                    typename E::Tag* __restrict tag_out,
+                    const typename E::Operand* __restrict weights_bank0,
+                    const typename E::Operand* __restrict weights_bank1,
+                    const typename E::Accumulator* __restrict sum_in,
+                    typename E::Accumulator* __restrict sum_out, int blocks) {
+  for (int block = 0; block < blocks; ++block) {
+    for (int lane = 0; lane < kBlock; ++lane) {
+      const int c = block * kBlock + lane;
+      const auto operand = operand_in[c];
+      const auto tag = tag_in[c];
+      operand_out[c] = operand;
+      tag_out[c] = tag;
+      const auto weight = choose(tag == kValidBank1, weights_bank1[c], weights_bank0[c]);
+      const auto sum = sum_in[c];
+      sum_out[c] = choose(tag != kInvalid, sum + E::multiply(operand, weight), sum);
+    }
+  }
+}
+
+// One PE row of an output-stationary cycle: the left operands move right, the top operands
+// move down, and P accumulates where two valid operands meet. When draining (kAccumulate
+// false) nothing accumulates; the result says whether a valid pair met anyway.
+template <class E, bool kAccumulate>
+bool output_stationary_row(
+    const typename E::Operand* __restrict left_in, const typename E::Tag* __restrict left_tag_in,
+    typename E::Operand* __restrict left_out, typename E::Tag* __restrict left_tag_out,
+    const typename E::Operand* __restrict top_in, const typename E::Tag* __restrict top_tag_in,
+    typename E::Operand* __restrict top_out, typename E::Tag* __restrict top_tag_out,
+    typename E::Accumulator* __restrict sums, int blocks) {
+  int pairs_met = 0;
+  for (int block = 0; block < blocks; ++block) {
+    for (int lane = 0; lane < kBlock; ++lane) {
+      const int c = block * kBlock + lane;
+      const auto left = left_in[c];
+      const auto left_tag = left_tag_in[c];
+      const auto top = top_in[c];
+      const auto top_tag = top_tag_in[c];
+      left_out[c] = left;
+      left_tag_out[c] = left_tag;
+      top_out[c] = top;
+      top_tag_out[c] = top_tag;
+      const bool pair_meets = (left_tag & top_tag) != 0;
+      if constexpr (kAccumulate) {
+        const auto sum = sums[c];
+        sums[c] = choose(pair_meets, sum + E::multiply(left, top), sum);
+      } else {
+        pairs_met |= pair_meets;
+      }
+    }
+  }
+  return pairs_met != 0;
+}
+
+// A register plane twice over: `current` holds the registers at the end of the last cycle, a
+// cycle writes `next` from `current`, and swap() exchanges their roles.
+template <class T>
+class RegisterPlanes {
+ public:
+  RegisterPlanes() = default;
+  explicit RegisterPlanes(size_t size) : storage_{std::vector<T>(size), std::vector<T>(size)} {}
+
+  T* current() { return storage_[current_].data(); }
+  const T* current() const { return storage_[current_].data(); }
+  T* next() { return storage_[1 - current_].data(); }
+  const T* next() const { return storage_[1 - current_].data(); }
+  void swap() { current_ = 1 - current_; }
+
+ private:
+  std::vector<T> storage_[2];
+  int current_ = 0;
+};
+
+// The systolic data setup: lane i delays its input by i cycles, so that a vector enters the
+// array as a diagonal wavefront. Stored as a ring of `lanes` time slots, each a row of
+// `stride` lanes: insert() writes lane i into the slot i cycles ahead, the current slot is what
+// emerges this cycle, and advance() clears it for reuse. O(lanes) per cycle.
+template <class E>
+class SkewLine {
+ public:
+  using Operand = typename E::Operand;
+  using Tag = typename E::Tag;
+
+  SkewLine() = default;
+  SkewLine(int lanes, int stride)
+      : lanes_(lanes),
+        stride_(stride),
+        operands_(static_cast<size_t>(lanes) * stride),
+        tags_(static_cast<size_t>(lanes) * stride, Tag{kInvalid}) {}
+
+  // Lanes 0..count-1 take the elements of `bytes` (little-endian operand elements).
+  void insert(const uint8_t* bytes, int count, int tag) {
+    int slot = now_;
+    for (int lane = 0; lane < count; ++lane) {
+      const size_t index = static_cast<size_t>(slot) * stride_ + lane;
+      operands_[index] = E::load(bytes + lane * E::kOperandBytes);
+      tags_[index] = static_cast<Tag>(tag);
+      if (++slot == lanes_) slot = 0;
+    }
+  }
+  const Operand* emerging_operands() const { return &operands_[slot_start()]; }
+  const Tag* emerging_tags() const { return &tags_[slot_start()]; }
+  void advance() {
+    std::fill_n(&tags_[slot_start()], stride_, Tag{kInvalid});
+    if (++now_ == lanes_) now_ = 0;
+  }
+
+ private:
+  size_t slot_start() const { return static_cast<size_t>(now_) * stride_; }
+
+  int lanes_ = 0;
+  int stride_ = 0;
+  int now_ = 0;  // the slot emerging this cycle
+  std::vector<Operand> operands_;
+  std::vector<Tag> tags_;
+};
+
+}  // namespace
+
+// The registers, behind a small virtual interface so that the public class needs no template.
+// The wrapper validates arguments and counts cycles; the core only computes.
+class SystolicArray::Core {
+ public:
+  virtual ~Core() = default;
+  virtual void step(const uint8_t* feed, int feed_rows, int bank) = 0;
+  virtual void stage_weight_row(int bank, const uint8_t* row, int row_cols) = 0;
+  virtual bool bank_in_use(int bank) const = 0;
+  virtual void step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) = 0;
+  virtual void drain_os() = 0;
+  virtual void reset_os() = 0;
+  virtual const uint8_t* bottom() const = 0;
+  virtual double accumulator(int row, int col) const = 0;
+};
+
+namespace {
+
+template <class E>
+class SystolicCore final : public SystolicArray::Core {
+ public:
+  using Operand = typename E::Operand;
+  using Tag = typename E::Tag;
+  using Accumulator = typename E::Accumulator;
+
+  SystolicCore(int rows, int cols, SystolicMode mode)
+      : rows_(rows),
+        cols_(cols),
+        blocks_((cols + kBlock - 1) / kBlock),
+        padded_cols_(blocks_ * kBlock),
+        moving_stride_(padded_cols_ + 1),
+        moving_operand_(plane_size(moving_stride_)),
+        moving_tag_(plane_size(moving_stride_)),
+        sums_(plane_size(padded_cols_)),
+        row_skew_(rows, rows),
+        zero_row_(padded_cols_, Accumulator{0}) {
+    if (mode == SystolicMode::Stationary) {
+      for (int bank = 0; bank < 2; ++bank) {
+        weights_[bank].assign(plane_size(padded_cols_), Operand{0});
+        staged_row_[bank].assign(padded_cols_, Operand{0});
+      }
+    } else {
+      top_operand_ = RegisterPlanes<Operand>(plane_size(padded_cols_));
+      top_tag_ = RegisterPlanes<Tag>(plane_size(padded_cols_));
+      column_skew_ = SkewLine<E>(cols, padded_cols_);
+    }
+    bottom_ = zero_row_.data();
+  }
+
+  // --- Stationary mode ---
+
+  void step(const uint8_t* feed, int feed_rows, int bank) override {
+    if (feed != nullptr && feed_rows > 0) {
+      row_skew_.insert(feed, feed_rows, tag_for_bank(bank));
+      operands_in_flight_[bank] += feed_rows;
+    }
+    const Operand* entering = row_skew_.emerging_operands();
+    const Tag* entering_tags = row_skew_.emerging_tags();
+    for (int r = 0; r < rows_; ++r) {
+      Operand* operand_in = moving_operand_.current() + moving_row(r);
+      Tag* tag_in = moving_tag_.current() + moving_row(r);
+      operand_in[0] = entering[r];
+      tag_in[0] = entering_tags[r];
+      // A(r, C-1)[n-1] has made its last product: it leaves the array in this cycle.
+      release_operand(tag_in[cols_]);
+      const Accumulator* sum_in = r == 0 ? zero_row_.data() : sums_.current() + sum_row(r - 1);
+      stationary_row<E>(operand_in, tag_in, moving_operand_.next() + moving_row(r) + 1,
+                        moving_tag_.next() + moving_row(r) + 1, weight_row(0, r), weight_row(1, r),
+                        sum_in, sums_.next() + sum_row(r), blocks_);
+    }
+    moving_operand_.swap();
+    moving_tag_.swap();
+    sums_.swap();
+    row_skew_.advance();
+    // Weights change at the end of the cycle: this cycle's products used the old ones.
+    for (int bank = 0; bank < 2; ++bank) {
+      if (weight_shift_staged_[bank]) shift_weights(bank);
+    }
+    bottom_ = sums_.current() + sum_row(rows_ - 1);
+  }
+
+  void stage_weight_row(int bank, const uint8_t* row, int row_cols) override {
+    TPUSIM_CHECK(!weight_shift_staged_[bank],
+                 fmt::format("shift_stationary_row: bank {} already shifts in this cycle (one "
+                             "row per bank per cycle; step() ends the cycle)",
+                             bank));
+    std::vector<Operand>& staged = staged_row_[bank];
+    std::fill(staged.begin(), staged.end(), Operand{0});
+    for (int c = 0; c < row_cols; ++c) staged[c] = E::load(row + c * E::kOperandBytes);
+    weight_shift_staged_[bank] = true;
+  }
+
+  bool bank_in_use(int bank) const override { return operands_in_flight_[bank] > 0; }
+
+  // --- Output-stationary mode ---
+
+  void step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) override {
+    if (left != nullptr && left_rows > 0) row_skew_.insert(left, left_rows, kValidBank0);
+    if (top != nullptr && top_cols > 0) column_skew_.insert(top, top_cols, kValidBank0);
+    move_output_stationary_operands<true>();
+    bottom_ = zero_row_.data();
+  }
+
+  void drain_os() override {
+    const bool pairs_met = move_output_stationary_operands<false>();
+    TPUSIM_CHECK(!pairs_met,
+                 "drain_os: a valid left/top operand pair met while draining, and its product "
+                 "would be lost (drain only after the last pair has met)");
+    const Accumulator* from = sums_.current();
+    Accumulator* to = sums_.next();
+    std::fill_n(to, padded_cols_, Accumulator{0});
+    std::copy_n(from, static_cast<size_t>(rows_ - 1) * padded_cols_, to + padded_cols_);
+    sums_.swap();
+    bottom_ = sums_.next() + sum_row(rows_ - 1);  // the row just shifted out
+  }
+
+  void reset_os() override {
+    std::fill_n(sums_.current(), plane_size(padded_cols_), Accumulator{0});
+  }
+
+  // --- Outputs ---
+
+  const uint8_t* bottom() const override { return reinterpret_cast<const uint8_t*>(bottom_); }
+
+  double accumulator(int row, int col) const override {
+    return E::to_double(sums_.current()[sum_row(row) + col]);
+  }
+
+ private:
+  size_t plane_size(int stride) const { return static_cast<size_t>(rows_) * stride; }
+  size_t moving_row(int r) const { return static_cast<size_t>(r) * moving_stride_; }
+  size_t sum_row(int r) const { return static_cast<size_t>(r) * padded_cols_; }
+
+  // Weight rows form a ring (weight_first_row_ is the physical index of array row 0), so that
+  // shifting a bank down one row is O(C), not O(R·C).
+  const Operand* weight_row(int bank, int r) const {
+    int physical = weight_first_row_[bank] + r;
+    if (physical >= rows_) physical -= rows_;
+    return &weights_[bank][static_cast<size_t>(physical) * padded_cols_];
+  }
+  void shift_weights(int bank) {
+    int& first = weight_first_row_[bank];
+    first = first == 0 ? rows_ - 1 : first - 1;  // the old last row is dropped...
+    std::copy(staged_row_[bank].begin(), staged_row_[bank].end(),
+              &weights_[bank][static_cast<size_t>(first) * padded_cols_]);  // ...and reused
+    weight_shift_staged_[bank] = false;
+  }
+
+  void release_operand(Tag tag) {
+    if (tag == kValidBank0) --operands_in_flight_[0];
+    if (tag == kValidBank1) --operands_in_flight_[1];
+  }
+
+  // One clock of output-stationary operand movement (and accumulation when kAccumulate).
+  template <bool kAccumulate>
+  bool move_output_stationary_operands() {
+    const Operand* entering = row_skew_.emerging_operands();
+    const Tag* entering_tags = row_skew_.emerging_tags();
+    bool pairs_met = false;
+    for (int r = 0; r < rows_; ++r) {
+      Operand* left_in = moving_operand_.current() + moving_row(r);
+      Tag* left_tag_in = moving_tag_.current() + moving_row(r);
+      left_in[0] = entering[r];
+      left_tag_in[0] = entering_tags[r];
+      const Operand* top_in =
+          r == 0 ? column_skew_.emerging_operands() : top_operand_.current() + sum_row(r - 1);
+      const Tag* top_tag_in =
+          r == 0 ? column_skew_.emerging_tags() : top_tag_.current() + sum_row(r - 1);
+      pairs_met |= output_stationary_row<E, kAccumulate>(
+          left_in, left_tag_in, moving_operand_.next() + moving_row(r) + 1,
+          moving_tag_.next() + moving_row(r) + 1, top_in, top_tag_in,
+          top_operand_.next() + sum_row(r), top_tag_.next() + sum_row(r),
+          sums_.current() + sum_row(r), blocks_);
+    }
+    moving_operand_.swap();
+    moving_tag_.swap();
+    top_operand_.swap();
+    top_tag_.swap();
+    row_skew_.advance();
+    column_skew_.advance();
+    return pairs_met;
+  }
+
+  int rows_;
+  int cols_;
+  int blocks_;         // column blocks per row
+  int padded_cols_;    // blocks_ * kBlock: the row stride of sums, weights and top operands
+  int moving_stride_;  // padded_cols_ + 1: the entry slot, then one register per column
+
+  // Both modes: the operand moving right (A, or L in os mode) and the partial sums P.
+  RegisterPlanes<Operand> moving_operand_;
+  RegisterPlanes<Tag> moving_tag_;
+  RegisterPlanes<Accumulator> sums_;
+  SkewLine<E> row_skew_;                 // feeds row r with a delay of r cycles
+  std::vector<Accumulator> zero_row_;    // p_in of row 0; bottom() when nothing leaves
+  const Accumulator* bottom_ = nullptr;  // the row bottom() returns
+
+  // Stationary mode.
+  std::vector<Operand> weights_[2];
+  int weight_first_row_[2] = {0, 0};
+  std::vector<Operand> staged_row_[2];  // the row entering row 0 at the end of this cycle
+  bool weight_shift_staged_[2] = {false, false};
+  int64_t operands_in_flight_[2] = {0, 0};  // valid operands per bank, skew line included
+
+  // Output-stationary mode: the operand moving down (T) and its skew line.
+  RegisterPlanes<Operand> top_operand_;
+  RegisterPlanes<Tag> top_tag_;
+  SkewLine<E> column_skew_;  // feeds column c with a delay of c cycles
+};
+
+}  // namespace
+
+SystolicArray::SystolicArray(int rows, int cols, DType operand_type, SystolicMode mode)
+    : rows_(rows), cols_(cols), operand_type_(operand_type), mode_(mode) {
+  TPUSIM_CHECK(rows > 0 && cols > 0,
+               fmt::format("SystolicArray: {}x{} is not a valid array size", rows, cols));
+  switch (operand_type) {
+    case DType::Int8:
+      core_ = std::make_unique<SystolicCore<Int8Elements>>(rows, cols, mode);
+      break;
+    case DType::BF16:
+      core_ = std::make_unique<SystolicCore<BF16Elements>>(rows, cols, mode);
+      break;
+    default:
+      TPUSIM_CHECK(false, fmt::format("SystolicArray: operand type {} is not int8 or bf16",
+                                      dtype_name(operand_type)));
+  }
+}
+
+SystolicArray::~SystolicArray() = default;
+SystolicArray::SystolicArray(SystolicArray&&) noexcept = default;
+SystolicArray& SystolicArray::operator=(SystolicArray&&) noexcept = default;
+
+void SystolicArray::check_mode(SystolicMode expected, const char* operation) const {
+  TPUSIM_CHECK(
+      mode_ == expected,
+      fmt::format("SystolicArray::{} needs {} mode", operation,
+                  expected == SystolicMode::Stationary ? "stationary" : "output-stationary"));
+}
+
+namespace {
+
+void check_bank(int bank, const char* operation) {
+  TPUSIM_CHECK(bank == 0 || bank == 1,
+               fmt::format("SystolicArray::{}: bank {} is not 0 or 1", operation, bank));
+}
+
+void check_count(const uint8_t* data, int count, int limit, const char* operation,
+                 const char* what) {
+  TPUSIM_CHECK(
+      count >= 0 && count <= limit,
+      fmt::format("SystolicArray::{}: {} = {} is outside 0..{}", operation, what, count, limit));
+  TPUSIM_CHECK(data != nullptr || count == 0,
+               fmt::format("SystolicArray::{}: no data for {} = {}", operation, what, count));
+}
+
+}  // namespace
+
+void SystolicArray::step(const uint8_t* feed, int feed_rows, int bank) {
+  check_mode(SystolicMode::Stationary, "step");
+  check_bank(bank, "step");
+  check_count(feed, feed_rows, rows_, "step", "feed_rows");
+  core_->step(feed, feed_rows, bank);
+  ++cycles_;
+}
+
+void SystolicArray::shift_stationary_row(int bank, const uint8_t* row, int row_cols) {
+  check_mode(SystolicMode::Stationary, "shift_stationary_row");
+  check_bank(bank, "shift_stationary_row");
+  check_count(row, row_cols, cols_, "shift_stationary_row", "row_cols");
+  core_->stage_weight_row(bank, row, row_cols);
+}
+
+bool SystolicArray::bank_in_use(int bank) const {
+  check_mode(SystolicMode::Stationary, "bank_in_use");
+  check_bank(bank, "bank_in_use");
+  return core_->bank_in_use(bank);
+}
+
+void SystolicArray::step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) {
+  check_mode(SystolicMode::OutputStationary, "step_os");
+  check_count(left, left_rows, rows_, "step_os", "left_rows");
+  check_count(top, top_cols, cols_, "step_os", "top_cols");
+  core_->step_os(left, left_rows, top, top_cols);
+  ++cycles_;
+}
+
+void SystolicArray::drain_os() {
+  check_mode(SystolicMode::OutputStationary, "drain_os");
+  core_->drain_os();
+  ++cycles_;
+}
+
+void SystolicArray::reset_os() {
+  check_mode(SystolicMode::OutputStationary, "reset_os");
+  core_->reset_os();
+}
+
+std::span<const uint8_t> SystolicArray::bottom() const {
+  return {core_->bottom(), static_cast<size_t>(cols_) * 4};
+}
+
+int32_t SystolicArray::bottom_int32(int col) const {
+  TPUSIM_CHECK(operand_type_ == DType::Int8, "SystolicArray::bottom_int32 on a bf16 array");
+  TPUSIM_CHECK(col >= 0 && col < cols_, fmt::format("SystolicArray: column {} out of range", col));
+  int32_t value;
+  std::memcpy(&value, core_->bottom() + static_cast<size_t>(col) * 4, 4);
+  return value;
+}
+
+float SystolicArray::bottom_fp32(int col) const {
+  TPUSIM_CHECK(operand_type_ == DType::BF16, "SystolicArray::bottom_fp32 on an int8 array");
+  TPUSIM_CHECK(col >= 0 && col < cols_, fmt::format("SystolicArray: column {} out of range", col));
+  float value;
+  std::memcpy(&value, core_->bottom() + static_cast<size_t>(col) * 4, 4);
+  return value;
+}
+
+double SystolicArray::accumulator(int row, int col) const {
+  TPUSIM_CHECK(row >= 0 && row < rows_ && col >= 0 && col < cols_,
+               fmt::format("SystolicArray: PE({}, {}) out of range", row, col));
+  return core_->accumulator(row, col);
+}
+
+}  // namespace tpusim

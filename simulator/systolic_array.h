@@ -1,0 +1,111 @@
+// The PE-level systolic array: every register of an R×C grid of processing elements (PEs),
+// stepped one clock at a time. This is the ground truth of tpusim's timing and values; the MXU
+// unit drives it, and knows buffers, instructions and addresses so that this file does not.
+//
+// Register semantics. X[n] is register X at the end of cycle n; PE(r,c) is row r, column c.
+//
+// Stationary mode (the ws and is dataflows: the same mechanism with different operands):
+//   per PE: W[0], W[1] (two stationary banks), A (moving operand: value, valid, bank tag), P.
+//   step(feed, feed_rows, bank) at cycle n: feed[r] (r < feed_rows) enters row r at cycle n + r
+//   through a skew delay line, tagged `bank`; rows >= feed_rows get nothing valid.
+//     a_in(r,0)[n] = skewed feed for row r at cycle n (or invalid)
+//     a_in(r,c)[n] = A(r,c-1)[n-1]                              (value, valid, tag move right)
+//     p_in(0,c)[n] = 0 (+0.0)        p_in(r,c)[n] = P(r-1,c)[n-1]       (partial sums move down)
+//     A(r,c)[n]    = a_in(r,c)[n]
+//     P(r,c)[n]    = a_in valid ? p_in + a_in * W[a_in.tag](r,c)[n-1] : p_in
+//     bottom()     = P(R-1,c)[n]                  (what the accumulators capture at end of n)
+//   so a vector injected at cycle s leaves column c at the end of cycle s + R - 1 + c holding
+//   sum over r < feed_rows, in order r = 0, 1, ..., of feed[r] * W[bank](r,c).
+//   shift_stationary_row(bank, row, k) during cycle n: W[bank](r,c)[n] = W[bank](r-1,c)[n-1],
+//   W[bank](0,c)[n] = row[c] (c < k, else 0). W changes at the END of the cycle: products in
+//   cycle n use W[n-1]. A K-row tile loads in K cycles, its rows given last row first.
+//
+// Output-stationary mode (the os dataflow):
+//   per PE: L (moves right, valid), T (moves down, valid), P (stays).
+//   step_os(left, m, top, k) at cycle n: left[i] enters row i at n + i, top[j] enters column j
+//   at n + j (both skewed);
+//     L(r,c)[n] = r-th row input if c == 0 else L(r,c-1)[n-1]     (likewise T, moving down)
+//     P(r,c)[n] = both inputs valid ? P(r,c)[n-1] + l_in * t_in : P(r,c)[n-1]
+//   so a pair injected at cycle s meets at PE(r,c) at cycle s + r + c.
+//   drain_os(): P(r,c)[n] = P(r-1,c)[n-1], P(0,c)[n] = 0, bottom() = P(R-1,c)[n-1] (the value
+//   shifted out); the value of row r leaves at drain cycle R - 1 - r (counting from 0).
+//
+// Arithmetic: int8 x int8 -> int32 wraps two's complement; bf16 x bf16 -> fp32 (the product is
+// exact in fp32 for normal values), each addition rounds to nearest even. No fused
+// multiply-add. An invalid operand adds nothing at all, so NaN, inf or -0 left in stale weights
+// cannot reach a result, and fp32 sums start from +0.0.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "ir/dtype.h"
+
+namespace tpusim {
+
+// Which register structure the array has: stationary W banks with a moving operand (ws, is),
+// or stationary accumulators with two moving operands (os).
+enum class SystolicMode : uint8_t { Stationary, OutputStationary };
+
+class SystolicArray {
+ public:
+  // `operand_type` is DType::Int8 or DType::BF16. Every register starts at zero / invalid.
+  SystolicArray(int rows, int cols, DType operand_type, SystolicMode mode);
+  ~SystolicArray();
+  SystolicArray(SystolicArray&&) noexcept;
+  SystolicArray& operator=(SystolicArray&&) noexcept;
+
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  DType operand_type() const { return operand_type_; }
+  DType accumulator_type() const { return tpusim::accumulator_type(operand_type_); }
+  SystolicMode mode() const { return mode_; }
+  int64_t cycles() const { return cycles_; }  // clocks so far: step, step_os and drain_os
+  int64_t pe_updates() const { return cycles_ * rows_ * cols_; }  // every PE, every clock
+
+  // --- Stationary mode ---------------------------------------------------------------------
+  // One clock. `feed` (may be null: nothing injected) holds `feed_rows` <= rows() operands as
+  // little-endian element bytes of the operand type (int8, or bf16 bit patterns).
+  void step(const uint8_t* feed = nullptr, int feed_rows = 0, int bank = 0);
+  // Schedules this cycle's weight shift for `bank`: applied at the end of the next step(), at
+  // most one per bank per cycle. `row` holds `row_cols` <= cols() operands (may be null if 0).
+  void shift_stationary_row(int bank, const uint8_t* row, int row_cols);
+  // True while any valid operand tagged `bank` is in the skew line or in an A register
+  // (including the last column, whose value is dropped in the next cycle). Shifting a bank in
+  // use changes the weights under operands in flight: the driver must not do it.
+  bool bank_in_use(int bank) const;
+
+  // --- Output-stationary mode --------------------------------------------------------------
+  // One clock: `left` (left_rows <= rows() elements) and `top` (top_cols <= cols() elements);
+  // either may be null.
+  void step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols);
+  // One clock of draining (no operands injected; those in flight keep moving, and none may
+  // meet a partner, since the PEs do not multiply while draining).
+  void drain_os();
+  void reset_os();  // zeroes every P (not a clock)
+
+  // --- Outputs -------------------------------------------------------------------------------
+  // The cols() accumulator values leaving the bottom of the array in the last clock, as
+  // little-endian int32 / fp32 bytes (4 per column): P(R-1, c) after step(), the shifted-out
+  // row after drain_os(), zeros after step_os() (nothing leaves while computing).
+  std::span<const uint8_t> bottom() const;
+  int32_t bottom_int32(int col) const;  // int8 arrays only
+  float bottom_fp32(int col) const;     // bf16 arrays only
+  // P(row, col) now, exactly (int32 and fp32 both fit a double): for tests and teaching views.
+  double accumulator(int row, int col) const;
+
+  class Core;  // the registers; implemented per element type in systolic_array.cpp
+
+ private:
+  void check_mode(SystolicMode expected, const char* operation) const;
+
+  int rows_;
+  int cols_;
+  DType operand_type_;
+  SystolicMode mode_;
+  int64_t cycles_ = 0;
+  std::unique_ptr<Core> core_;
+};
+
+}  // namespace tpusim
