@@ -7,5 +7,6 @@
 namespace tpusim::cli {
 
 void register_arch_command(CLI::App& app);
+void register_run_command(CLI::App& app);
 
 }  // namespace tpusim::cli

@@ -1,0 +1,80 @@
+// The cycle-level simulator: DMA, MXU and VPU units, each with an in-order queue, advanced by
+// one explicit cycle loop (simulator.cpp, `Simulator::run`). Values are real: the MXU either
+// steps every PE register (`Fidelity::Pe`, the ground truth) or computes the same cycles in
+// closed form and the values with a fast kernel (`Fidelity::Fast`); both must agree exactly.
+// Timing rules are documented in docs/cycle-model.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/program.h"
+#include "simulator/arch.h"
+#include "simulator/counters.h"
+#include "simulator/semantics.h"
+
+namespace tpusim {
+
+enum class Fidelity : uint8_t { Pe, Fast };
+
+// Why a unit spent a cycle the way it did. Every cycle of every unit has exactly one cause,
+// so the causes of a unit sum to the total cycle count.
+enum class CycleCause : uint8_t {
+  Busy,              // working (MXU: computing, shifting weights or draining)
+  WaitingOnDma,      // the next instruction waits on a token that the DMA signals
+  WaitingOnTokens,   // ... on a token from the MXU or VPU
+  WaitingOnWeights,  // MXU: a matmul waits for its tile to finish shifting in, or a tile waits
+                     // for the array to finish with the bank it will overwrite
+  BankConflict,      // a buffer bank's port was taken by a higher-priority unit
+  Idle,              // nothing left to do
+};
+constexpr int kCycleCauseCount = 6;
+std::string_view cycle_cause_name(CycleCause c);  // "busy", "waiting_on_dma", ...
+
+// The MXU's busy cycles split like the TPUv1 paper's Table 3.
+enum class MxuActivity : uint8_t { Computing, ShiftingWeights, Draining };
+constexpr int kMxuActivityCount = 3;
+
+// Everything measured for one label (or for the whole program).
+struct LabelStats {
+  std::array<std::array<int64_t, kCycleCauseCount>, kUnitCount> cycles{};  // [unit][cause]
+  std::array<int64_t, kMxuActivityCount> mxu_activity{};
+  int64_t useful_macs = 0;  // operand pairs that met in a PE (valid x valid)
+  int64_t mapped_macs = 0;  // array PEs x injection cycles of the tiles (what the array could do)
+  int64_t instructions = 0;
+  int64_t first_cycle = -1, last_cycle = -1;  // span of issue..completion
+  Traffic traffic;
+};
+
+struct SimulationOptions {
+  Fidelity fidelity = Fidelity::Fast;
+  bool check_races = true;
+  bool record_trace = false;  // per-instruction issue/complete events
+};
+
+struct TraceEvent {
+  Unit unit;
+  int64_t begin, end;  // cycles, inclusive
+  const Instruction* instruction;
+  std::vector<int64_t> loop_values;
+};
+
+struct SimulationResult {
+  int64_t total_cycles = 0;
+  LabelStats totals;
+  std::vector<std::string> labels;     // first-seen order; "" = unlabelled
+  std::vector<LabelStats> per_label;   // parallel to labels
+  std::vector<TraceEvent> trace;
+  CounterRegistry counters;
+  int64_t pe_updates = 0;  // PE register updates stepped (Pe fidelity)
+};
+
+// Runs `program` on `state` (inputs loaded) for `arch`. Throws tpusim::Error on a runtime
+// fault (out-of-range access, race, deadlock).
+SimulationResult simulate_program(const Program& program, const ArchConfig& arch,
+                                  MachineState& state, const SimulationOptions& options = {});
+
+}  // namespace tpusim
