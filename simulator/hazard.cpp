@@ -43,15 +43,23 @@ VectorClock HazardChecker::issue(Unit unit, const InstructionInstance& instance,
       if (!(record.range.write || access.write)) continue;
       if (record.range.begin >= access.end || access.begin >= record.range.end) continue;
       int64_t begin = std::max(record.range.begin, access.begin), end = std::min(record.range.end, access.end);
-      SourceLocation where = in.location;
+      // Name the instruction that comes first in the text first: the fix is usually a
+      // token from it to the later one.
+      const bool record_first = record.instruction->location.line <= in.location.line;
+      std::string earlier = describe(record_first ? *record.instruction : in, record_first ? record.loop_values : loops);
+      std::string later = describe(record_first ? in : *record.instruction, record_first ? loops : record.loop_values);
+      bool earlier_writes = record_first ? record.range.write : access.write;
+      bool later_writes = record_first ? access.write : record.range.write;
+      Unit earlier_unit = record_first ? record.unit : unit, later_unit = record_first ? unit : record.unit;
+      SourceLocation where = record_first ? in.location : record.instruction->location;
       if (where.file.empty()) where.file = program_.file;
       throw Error(where, fmt::format("race on {}[{}, {}): {} {} it and {} {} it with no token "
-                                     "ordering them; add a token from {} to {}",
-                                     buffer_name(access.buffer), begin, end,
-                                     describe(*record.instruction, record.loop_values),
-                                     record.range.write ? "writes" : "reads", describe(in, loops),
-                                     access.write ? "writes" : "reads", unit_name(record.unit),
-                                     unit_name(unit)));
+                                     "ordering them; add a token from {} to {} (signal it from "
+                                     "the first, wait on it in the second)",
+                                     buffer_name(access.buffer), begin, end, earlier,
+                                     earlier_writes ? "writes" : "reads", later,
+                                     later_writes ? "writes" : "reads", unit_name(earlier_unit),
+                                     unit_name(later_unit)));
     }
   }
   for (const auto& access : accesses) records_.push_back({unit, sequence, &in, loops, access});
