@@ -121,8 +121,10 @@ class ProgramParser {
     }
     pos_ = static_cast<size_t>(ptr - line_.data());
     if (pos_ < line_.size() && is_identifier_char(line_[pos_])) {
+      size_t end = pos_;
+      while (end < line_.size() && is_identifier_char(line_[end])) ++end;
       fail(start, fmt::format("expected {} (an integer), found '{}'", what,
-                              line_.substr(start, pos_ + 1 - start)));
+                              line_.substr(start, end - start)));
     }
     int64_t v = static_cast<int64_t>(value);
     return negative ? -v : v;
@@ -173,13 +175,17 @@ class ProgramParser {
     }
     return result;
   }
+  // Keeps `terms` canonical: one term per variable, by depth, no zero coefficients (so
+  // `i - i` is the constant 0 and equal expressions compare equal).
   static void add_term(Affine& a, int depth, int64_t coefficient) {
-    for (auto& [d, c] : a.terms) {
-      if (d == depth) {
-        c += coefficient;
+    for (auto it = a.terms.begin(); it != a.terms.end(); ++it) {
+      if (it->first == depth) {
+        it->second += coefficient;
+        if (it->second == 0) a.terms.erase(it);
         return;
       }
     }
+    if (coefficient == 0) return;
     a.terms.emplace_back(depth, coefficient);
     std::sort(a.terms.begin(), a.terms.end());
   }
@@ -277,8 +283,9 @@ class ProgramParser {
     }
     const auto& decl = program_.tensors[static_cast<size_t>(index)];
     if (ref.coords.size() != decl.shape.size()) {
-      fail(start, fmt::format("tensor '{}' has {} dimensions but {} coordinates are given", name,
-                              decl.shape.size(), ref.coords.size()));
+      fail(start, fmt::format("tensor '{}' has {} dimension{} but {} coordinate{} given", name,
+                              decl.shape.size(), decl.shape.size() == 1 ? "" : "s",
+                              ref.coords.size(), ref.coords.size() == 1 ? " is" : "s are"));
     }
     return ref;
   }
@@ -334,7 +341,11 @@ class ProgramParser {
     bool in_string = false;
     size_t hash = std::string::npos;
     for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] == '"' && (i == 0 || raw[i - 1] != '\\')) in_string = !in_string;
+      if (in_string && raw[i] == '\\') {
+        ++i;  // an escaped character (\" or \\) never ends the string
+        continue;
+      }
+      if (raw[i] == '"') in_string = !in_string;
       if (raw[i] == '#' && !in_string) {
         hash = i;
         break;
@@ -371,9 +382,9 @@ class ProgramParser {
       return;
     }
     std::string word = identifier("a statement (tensor, token, repeat or an instruction)");
-    if (word == "tensor") return parse_tensor(start);
-    if (word == "token") return parse_token(start);
-    if (word == "repeat") return parse_repeat(start);
+    if (word == "tensor") return parse_tensor(start, comment);
+    if (word == "token") return parse_token(start, comment);
+    if (word == "repeat") return parse_repeat(start, comment);
     parse_instruction(word, start, comment);
   }
 
@@ -381,7 +392,8 @@ class ProgramParser {
     if (block_stack_.size() != 1) fail(start, fmt::format("{} declarations must be at the top level, not inside a repeat", what));
   }
 
-  void parse_tensor(size_t start) {
+  // A trailing comment on a declaration or `repeat` line is kept in the node's `text`.
+  void parse_tensor(size_t start, const std::string& comment) {
     require_top_level(start, "tensor");
     TensorDecl decl;
     decl.location = location(start);
@@ -412,6 +424,7 @@ class ProgramParser {
     if (!at_end()) fail(pos_, "unexpected text after the tensor declaration");
     Node node;
     node.kind = Node::Kind::TensorDecl;
+    node.text = comment;
     node.declaration = static_cast<int>(program_.tensors.size());
     node.location = decl.location;
     program_.tensors.push_back(std::move(decl));
@@ -427,7 +440,7 @@ class ProgramParser {
     return *u;
   }
 
-  void parse_token(size_t start) {
+  void parse_token(size_t start, const std::string& comment) {
     require_top_level(start, "token");
     TokenDecl decl;
     decl.location = location(start);
@@ -457,15 +470,17 @@ class ProgramParser {
     }
     Node node;
     node.kind = Node::Kind::TokenDecl;
+    node.text = comment;
     node.declaration = static_cast<int>(program_.tokens.size());
     node.location = decl.location;
     program_.tokens.push_back(std::move(decl));
     program_.body.push_back(std::move(node));
   }
 
-  void parse_repeat(size_t start) {
+  void parse_repeat(size_t start, const std::string& comment) {
     Node node;
     node.kind = Node::Kind::Repeat;
+    node.text = comment;
     node.location = location(start);
     size_t var_pos = (skip_spaces(), pos_);
     node.loop_variable = identifier("a loop variable name");
@@ -496,7 +511,11 @@ class ProgramParser {
     }
     auto opcode = parse_opcode(mnemonic);
     if (!opcode) {
-      std::string hint = nearest_spelling(mnemonic, opcode_mnemonics());
+      std::vector<std::string> candidates = opcode_mnemonics();
+      if (mnemonic.find('.') == std::string::npos) {
+        candidates.insert(candidates.end(), {"tensor", "token", "repeat"});  // a misspelt keyword
+      }
+      std::string hint = nearest_spelling(mnemonic, candidates);
       fail(start, fmt::format("unknown instruction '{}'{}", mnemonic,
                               hint.empty() ? std::string(" (see docs/program-format.md for the instruction set)")
                                            : fmt::format("; did you mean '{}'?", hint)));
@@ -518,32 +537,12 @@ class ProgramParser {
       }
       seen.push_back(key);
       expect('=', fmt::format("after '{}'", key).c_str());
-      if (key == "wait") {
-        in.waits = token_list(info.unit);
-        continue;
+      parse_operand(in, info, mnemonic, key, key_pos);
+      // Operands are separated by spaces: `rows=4cols=4` is a typo, not two operands.
+      if (pos_ < line_.size() && line_[pos_] != ' ' && line_[pos_] != '\t') {
+        fail(pos_, fmt::format("unexpected '{}' after the {} operand (operands are separated by "
+                               "spaces)", line_[pos_], key));
       }
-      if (key == "signal") {
-        in.signals = token_list(info.unit);
-        continue;
-      }
-      if (key == "label") {
-        in.label = quoted_string();
-        continue;
-      }
-      const FieldInfo* field = nullptr;
-      for (const auto& f : info.fields) {
-        if (key == f.name) field = &f;
-      }
-      if (!field) {
-        std::vector<std::string> names;
-        for (const auto& f : info.fields) names.emplace_back(f.name);
-        names.insert(names.end(), {"wait", "signal", "label"});
-        std::string hint = nearest_spelling(key, names);
-        fail(key_pos, fmt::format("{} has no operand '{}'{}", mnemonic, key,
-                                  hint.empty() ? fmt::format(" (operands: {})", join(names))
-                                               : fmt::format("; did you mean '{}'?", hint)));
-      }
-      parse_field(in, *field);
     }
     for (const auto& f : info.fields) {
       if (f.required && std::find(seen.begin(), seen.end(), f.name) == seen.end()) {
@@ -555,6 +554,36 @@ class ProgramParser {
     node.location = in.location;
     node.instruction = std::move(in);
     block_stack_.back()->push_back(std::move(node));
+  }
+
+  void parse_operand(Instruction& in, const OpcodeInfo& info, const std::string& mnemonic,
+                     const std::string& key, size_t key_pos) {
+    if (key == "wait") {
+      in.waits = token_list(info.unit);
+      return;
+    }
+    if (key == "signal") {
+      in.signals = token_list(info.unit);
+      return;
+    }
+    if (key == "label") {
+      in.label = quoted_string();
+      return;
+    }
+    const FieldInfo* field = nullptr;
+    for (const auto& f : info.fields) {
+      if (key == f.name) field = &f;
+    }
+    if (!field) {
+      std::vector<std::string> names;
+      for (const auto& f : info.fields) names.emplace_back(f.name);
+      names.insert(names.end(), {"wait", "signal", "label"});
+      std::string hint = nearest_spelling(key, names);
+      fail(key_pos, fmt::format("{} has no operand '{}'{}", mnemonic, key,
+                                hint.empty() ? fmt::format(" (operands: {})", join(names))
+                                             : fmt::format("; did you mean '{}'?", hint)));
+    }
+    parse_field(in, *field);
   }
 
   void parse_field(Instruction& in, const FieldInfo& field) {

@@ -35,6 +35,9 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
+// A comment after a statement: two spaces, then '#' and the text as written.
+std::string trailing_comment(const std::string& text) { return text.empty() ? "" : "  #" + text; }
+
 void print_nodes(const Program& program, const std::vector<Node>& nodes, int indent,
                  std::vector<std::string>& loop_variables, std::string& out) {
   std::string pad(static_cast<size_t>(indent) * 2, ' ');
@@ -48,8 +51,9 @@ void print_nodes(const Program& program, const std::vector<Node>& nodes, int ind
         break;
       case Node::Kind::TensorDecl: {
         const auto& t = program.tensors[static_cast<size_t>(node.declaration)];
-        out += fmt::format("{}tensor {} {} {} {}\n", pad, t.name, dtype_name(t.dtype),
+        out += fmt::format("{}tensor {} {} {} {}", pad, t.name, dtype_name(t.dtype),
                            print_list(t.shape), tensor_kind_name(t.kind));
+        out += trailing_comment(node.text) + "\n";
         break;
       }
       case Node::Kind::TokenDecl: {
@@ -57,16 +61,16 @@ void print_nodes(const Program& program, const std::vector<Node>& nodes, int ind
         out += fmt::format("{}token {} {} -> {}", pad, t.name, unit_name(t.producer),
                            unit_name(t.consumer));
         if (t.initial != 0) out += fmt::format(" init={}", t.initial);
-        out += "\n";
+        out += trailing_comment(node.text) + "\n";
         break;
       }
       case Node::Kind::Instruction:
         out += pad + print_instruction(program, node.instruction, loop_variables);
-        if (!node.instruction.comment.empty()) out += "  #" + node.instruction.comment;
-        out += "\n";
+        out += trailing_comment(node.instruction.comment) + "\n";
         break;
       case Node::Kind::Repeat:
-        out += fmt::format("{}repeat {} {} {{\n", pad, node.loop_variable, node.loop_count);
+        out += fmt::format("{}repeat {} {} {{{}\n", pad, node.loop_variable, node.loop_count,
+                           trailing_comment(node.text));
         loop_variables.push_back(node.loop_variable);
         print_nodes(program, node.body, indent + 1, loop_variables, out);
         loop_variables.pop_back();
