@@ -53,10 +53,11 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 
 std::string nearest_spelling(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
+  // Two edits (a swapped pair of letters) or a third of the letters, but never every letter.
   size_t best_distance = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& candidate : candidates) {
     size_t d = edit_distance(word, candidate);
-    if (d < best_distance) {
+    if (d < best_distance && d < word.size()) {
       best_distance = d;
       best = candidate;
     }

@@ -71,8 +71,9 @@ std::vector<OpcodeInfo> build_opcode_table() {
                 {"src", K::TensorRef, S::Tensor, true},
                 {"extent", K::IntList, S::Extent, true},
                 {"src_step", K::IntListList, S::TensorStep, false},
-                {"dst_stride", K::IntList, S::BufferStride, false}},
-               "copy a strided block of a DRAM tensor into a buffer; outside the tensor reads 0"});
+                {"dst_stride", K::IntList, S::BufferStride, false},
+                {"pad", K::Double, S::Imm, false}},
+               "copy a strided block of a DRAM tensor into a buffer; outside the tensor reads `pad` (0)"});
   t.push_back({Opcode::DmaStore, "dma.store", Unit::Dma,
                {{"src", K::BufferRef, S::Buffer, true},
                 {"dst", K::TensorRef, S::Tensor, true},
@@ -333,8 +334,9 @@ std::optional<std::string> resolve_dma_pattern(const Program& program, const Ins
     }
   } else {
     if (pattern.tensor_step.size() != dims) {
-      return fmt::format("{} {} has {} entries but the extent has {} dimensions", mnemonic,
-                         step_name, pattern.tensor_step.size(), dims);
+      return fmt::format("{} {} has {} entr{} but the extent has {} dimension{}", mnemonic, step_name,
+                         pattern.tensor_step.size(), pattern.tensor_step.size() == 1 ? "y" : "ies", dims,
+                         dims == 1 ? "" : "s");
     }
     for (const auto& step : pattern.tensor_step) {
       if (step.size() != rank) {
@@ -350,8 +352,9 @@ std::optional<std::string> resolve_dma_pattern(const Program& program, const Ins
       pattern.buffer_stride[j - 1] = pattern.buffer_stride[j] * in.extent[j];
     }
   } else if (pattern.buffer_stride.size() != dims) {
-    return fmt::format("{} {} has {} entries but the extent has {} dimensions", mnemonic,
-                       stride_name, pattern.buffer_stride.size(), dims);
+    return fmt::format("{} {} has {} entr{} but the extent has {} dimension{}", mnemonic, stride_name,
+                       pattern.buffer_stride.size(), pattern.buffer_stride.size() == 1 ? "y" : "ies", dims,
+                       dims == 1 ? "" : "s");
   }
   return std::nullopt;
 }

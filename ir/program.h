@@ -27,7 +27,7 @@ std::optional<Unit> parse_unit(std::string_view name);
 // verifier: mnemonic, unit and the fields each opcode takes.
 enum class Opcode : uint8_t {
   // DMA: strided transfers between a DRAM tensor and an on-chip buffer.
-  DmaLoad,   // DRAM -> buffer; source coordinates outside the tensor read as zero (padding)
+  DmaLoad,   // DRAM -> buffer; coordinates outside the tensor read as `pad` (default 0)
   DmaStore,  // buffer -> DRAM; every coordinate must be inside the tensor
   // MXU
   MxuLoadStationary,  // ws/is: shift a rows x cols tile into the array's stationary registers
@@ -97,7 +97,7 @@ struct Instruction {
   bool accumulate = false;  // matmul: add to the accumulators instead of overwriting
   bool transpose = false;   // load_stationary: read the tile column-major
   bool broadcast = false;   // VPU binary: src2 holds one element per row
-  std::optional<double> imm;  // VPU binary: a scalar instead of src2
+  std::optional<double> imm;  // VPU binary: a scalar instead of src2; dma.load: the padding value
   int64_t multiplier = 1, shift = 0, zero_point = 0;  // requantize
 
   // Ordering and attribution.

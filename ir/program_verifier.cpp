@@ -236,6 +236,9 @@ class Verifier {
       if (in.multiplier < -(int64_t{1} << 31) || in.multiplier >= (int64_t{1} << 31)) {
         type_error(fmt::format("multiplier must fit in int32, got {}", in.multiplier));
       }
+      if (in.zero_point < -128 || in.zero_point > 127) {
+        type_error(fmt::format("zero_point must be between -128 and 127, got {}", in.zero_point));
+      }
     } else if (in.opcode == Opcode::VpuGelu || in.opcode == Opcode::VpuExp ||
                in.opcode == Opcode::VpuReciprocal || in.opcode == Opcode::VpuRsqrt) {
       if (!is_float(src) || !is_float(dst)) type_error("works on floating-point operands (bf16 or fp32)");

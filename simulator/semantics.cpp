@@ -142,6 +142,10 @@ void execute_dma(const Program& program, const InstructionInstance& instance, Ma
   for (size_t d = 0; d < rank; ++d) base[d] = in.tensor.coords[d].evaluate(instance.loop_values);
   const int64_t buffer_base = instance.address(in.buffer);
 
+  // Padding bytes: `pad` stored in the tensor's type (rounded / saturated as stores are).
+  std::array<uint8_t, 4> padding{};
+  if (load && in.imm) store_element(tensor.dtype, padding.data(), *in.imm);
+
   std::vector<int64_t> i(dims, 0);
   int64_t elements = pattern.element_count(), inside = 0;
   for (int64_t n = 0; n < elements; ++n) {
@@ -162,7 +166,7 @@ void execute_dma(const Program& program, const InstructionInstance& instance, Ma
         std::memcpy(buffer_bytes, dram.data() + offset * element, static_cast<size_t>(element));
         ++inside;
       } else {
-        std::memset(buffer_bytes, 0, static_cast<size_t>(element));  // padding
+        std::memcpy(buffer_bytes, padding.data(), static_cast<size_t>(element));  // padding
       }
     } else {
       if (!in_bounds) {
