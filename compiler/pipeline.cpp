@@ -1,7 +1,98 @@
 #include "compiler/pipeline.h"
 
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "compiler/frontend/yaml_model.h"
+
 namespace tpusim {
 
-std::vector<std::string> pass_names() { return {}; }
+std::vector<std::string> pass_names() {
+  return {"infer-shapes", "unroll", "depthwise", "tile", "emit"};
+}
+
+Graph load_model(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".graph") return parse_graph([&] {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) throw Error({path, 0, 0, ""}, "cannot open file (check the path)");
+      std::ostringstream text;
+      text << in.rdbuf();
+      return text.str();
+    }(), path);
+  if (ext == ".yaml" || ext == ".yml") return load_model_yaml(path);
+  throw Error({path, 0, 0, ""}, "unknown model file type; give a model description (.yaml) or a graph (.graph)");
+}
+
+namespace {
+
+// Runs one pass: times it, checks it, prints its result when asked.
+class PassRunner {
+ public:
+  PassRunner(const CompileOptions& options, std::string& log) : options_(options), log_(log) {}
+
+  template <typename Pass, typename Printer>
+  void run(const std::string& name, Pass&& pass, Printer&& print) {
+    auto start = std::chrono::steady_clock::now();
+    pass();
+    auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (options_.time_passes) log_ += fmt::format("pass {:<14} {:9.3f} ms\n", name, seconds * 1e3);
+    if (std::find(options_.print_after.begin(), options_.print_after.end(), name) != options_.print_after.end()) {
+      log_ += fmt::format("# after {}\n{}", name, print());
+    }
+  }
+
+ private:
+  const CompileOptions& options_;
+  std::string& log_;
+};
+
+}  // namespace
+
+CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOptions& options) {
+  for (const auto& name : options.print_after) {
+    auto names = pass_names();
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string hint = nearest_spelling(name, names);
+      throw Error(fmt::format("--print-after: unknown pass '{}'{}; the passes are {}", name,
+                              hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), fmt::join(names, ", ")));
+    }
+  }
+  CompileResult result;
+  PassRunner passes(options, result.log);
+
+  passes.run(
+      "infer-shapes",
+      [&] {
+        infer_shapes(graph);
+        auto problems = verify_graph(graph);
+        if (!problems.empty()) throw problems.front();
+      },
+      [&] { return print_graph(graph); });
+  passes.run("unroll", [&] { result.kernels = unroll_to_kernels(graph, options.lowering); },
+             [&] { return print_kernels(result.kernels, false); });
+  passes.run("depthwise", [&] { choose_depthwise_strategy(result.kernels, arch, options.lowering); },
+             [&] { return print_kernels(result.kernels, false); });
+  passes.run("tile", [&] { tile_kernels(result.kernels, arch); }, [&] { return print_kernels(result.kernels, true); });
+  passes.run(
+      "emit",
+      [&] {
+        result.program = emit_program(result.kernels, arch, &result.tensor_of_value);
+        // The emitted program must verify: a failure here is a compiler bug, not user error.
+        auto problems = verify_program(result.program, target_limits(arch));
+        if (!problems.empty()) {
+          internal_error(__FILE__, __LINE__, std::string("compiled program does not verify: ") + problems.front().what());
+        }
+      },
+      [&] { return print_program(result.program); });
+  result.graph = std::move(graph);
+  return result;
+}
 
 }  // namespace tpusim

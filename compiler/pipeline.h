@@ -1,13 +1,41 @@
-// The compiler pipeline: model description -> graph IR -> GEMM tiles -> program.
-// (The passes arrive with the compiler; this header fixes where the pipeline lives.)
+// The compiler pipeline: model description -> graph IR -> kernels -> tiles -> program.
+// `compile_graph` is the whole pipeline as one readable function (pipeline.cpp); every stage
+// can be printed (`--emit`), printed after a pass (`--print-after`) and timed (`--time-passes`).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "compiler/kernels.h"
+#include "compiler/passes/passes.h"
+#include "ir/graph.h"
+#include "ir/program.h"
+#include "simulator/arch.h"
+
 namespace tpusim {
 
 // Names of the passes in the order they run.
 std::vector<std::string> pass_names();
+
+struct CompileOptions {
+  LoweringOptions lowering;
+  std::vector<std::string> print_after;  // pass names; their output goes to `log`
+  bool time_passes = false;
+};
+
+struct CompileResult {
+  Graph graph;            // shape-inferred
+  KernelModule kernels;   // tiled
+  Program program;
+  std::string log;        // --print-after and --time-passes output
+  // The program tensor of each graph value (-1 when the program does not use it).
+  std::vector<int> tensor_of_value;
+};
+
+CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOptions& options);
+
+// Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
+// graph IR's text form).
+Graph load_model(const std::string& path);
 
 }  // namespace tpusim

@@ -13,6 +13,7 @@
 #include "simulator/semantics.h"
 #include "simulator/simulator.h"
 #include "simulator/trace.h"
+#include "compiler/model_run.h"
 #include "tools/commands.h"
 
 namespace tpusim::cli {
@@ -34,9 +35,61 @@ struct RunOptions {
   bool check = false;
   bool no_race_check = false;
   bool quiet = false;
+  CompilerFlags flags;
 };
 
+bool is_model(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".yaml" || ext == ".yml" || ext == ".graph";
+}
+
+SimulationOptions simulation_options(const RunOptions& o) {
+  SimulationOptions options;
+  options.fidelity = o.fidelity == "pe" ? Fidelity::Pe : Fidelity::Fast;
+  options.check_races = !o.no_race_check;
+  options.record_trace = !o.trace.empty();
+  return options;
+}
+
+// A model: compile it, simulate the program, check the outputs against the reference.
+void run_model(const RunOptions& o) {
+  ArchConfig arch = load_arch(o.arch, o.overrides);
+  CompileResult compiled = compile_graph(load_model(o.program), arch, compile_options(o.flags));
+  std::cerr << compiled.log;
+  TargetLimits target = target_limits(arch);
+  MachineState state = make_machine_state(compiled.program, target);
+  auto given = place_model_inputs(compiled, o.inputs, o.seed, state);
+  SimulationOptions options = simulation_options(o);
+  SimulationResult result = simulate_program(compiled.program, arch, state, options);
+  std::string name = std::filesystem::path(o.program).filename().string();
+  if (!o.quiet) {
+    std::cout << report_text(name, arch, result, options.fidelity);
+    std::cout << compile_summary(compiled);
+    std::cout << fmt::format("\n  model MACs {} (graph), {} useful MACs simulated\n", graph_macs(compiled.graph),
+                             result.totals.useful_macs);
+  }
+  if (!o.json.empty()) write_file(o.json, report_json(name, arch, result, options.fidelity));
+  if (!o.trace.empty()) write_file(o.trace, trace_json(compiled.program, result));
+  if (!o.outputs.empty()) {
+    std::filesystem::create_directories(o.outputs);
+    for (int v : compiled.graph.outputs) {
+      const Value& value = compiled.graph.values[static_cast<size_t>(v)];
+      int t = compiled.tensor_of_value[static_cast<size_t>(v)];
+      write_npy(o.outputs + "/" + value.name + ".npy", HostTensor{value.dtype, value.shape, state.dram[static_cast<size_t>(t)]});
+    }
+  }
+  if (o.check) {
+    ModelCheck check = check_model_outputs(compiled, given, state);
+    std::cout << "\n" << check.text;
+    if (!check.ok) {
+      throw Error({o.program, 0, 0, ""}, "check failed: the simulated outputs differ from the reference implementation "
+                                         "(see above); this is a bug in tpusim's compiler or simulator");
+    }
+  }
+}
+
 void run(const RunOptions& o) {
+  if (is_model(o.program)) return run_model(o);
   ArchConfig arch = load_arch(o.arch, o.overrides);
   Program program = load_program(o.program);
   TargetLimits target = target_limits(arch);
@@ -46,10 +99,7 @@ void run(const RunOptions& o) {
   load_program_inputs(program, o.inputs, o.seed, state);
   MachineState reference_state = o.check ? state : MachineState{};
 
-  SimulationOptions options;
-  options.fidelity = o.fidelity == "pe" ? Fidelity::Pe : Fidelity::Fast;
-  options.check_races = !o.no_race_check;
-  options.record_trace = !o.trace.empty();
+  SimulationOptions options = simulation_options(o);
   SimulationResult result = simulate_program(program, arch, state, options);
 
   std::string name = std::filesystem::path(o.program).filename().string();
@@ -81,8 +131,9 @@ void run(const RunOptions& o) {
 
 void register_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  auto* cmd = app.add_subcommand("run", "Verify and simulate a program (*.tpu), print its report");
-  cmd->add_option("program", options->program, "Program file (*.tpu)")->required();
+  auto* cmd = app.add_subcommand("run", "Simulate a program (*.tpu) or compile and simulate a model (*.yaml, *.graph); "
+                                        "print the report");
+  cmd->add_option("program", options->program, "Program (*.tpu) or model (*.yaml, *.graph)")->required();
   cmd->add_option("--arch", options->arch, "Target: preset name or YAML file")->required();
   cmd->add_option("--set", options->overrides, "Override an arch field, e.g. --set mxu.rows=64")->allow_extra_args(false);
   cmd->add_option("--inputs", options->inputs, "Directory with TENSOR.npy for input tensors (others are seeded random)");
@@ -90,11 +141,14 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--seed", options->seed, "Seed for random inputs (default 1)");
   cmd->add_option("--fidelity", options->fidelity, "pe: step every PE register; fast: closed-form timing (default)")
       ->check(CLI::IsMember({"pe", "fast"}));
-  cmd->add_flag("--check", options->check, "Also run the reference interpreter and compare every output byte");
+  cmd->add_flag("--check", options->check,
+                "Programs: also run the reference interpreter and compare every output byte. Models: compare the "
+                "outputs with the reference implementation (int8 exact, bf16 within tolerance)");
   cmd->add_flag("--no-race-check", options->no_race_check, "Skip race detection (faster on huge programs)");
   cmd->add_option("--json", options->json, "Write the report as JSON to this file");
   cmd->add_option("--trace", options->trace, "Write a Perfetto/Chrome trace of every instruction to this file");
   cmd->add_flag("-q,--quiet", options->quiet, "Do not print the report");
+  add_compiler_flags(cmd, options->flags);
   cmd->callback([options] { run(*options); });
 }
 

@@ -4,9 +4,22 @@
 
 #include <CLI/CLI.hpp>
 
+#include "compiler/pipeline.h"
+
 namespace tpusim::cli {
 
 void register_arch_command(CLI::App& app);
 void register_run_command(CLI::App& app);
+void register_compile_command(CLI::App& app);
+
+// Compiler flags shared by `compile` and `run` (for models).
+struct CompilerFlags {
+  std::string im2col = "implicit";
+  std::string depthwise = "auto";
+  std::vector<std::string> print_after;
+  bool time_passes = false;
+};
+void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags);
+CompileOptions compile_options(const CompilerFlags& flags);
 
 }  // namespace tpusim::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tpusim " TPUSIM_VERSION);
   app.require_subcommand(1);
   tpusim::cli::register_arch_command(app);
+  tpusim::cli::register_compile_command(app);
   tpusim::cli::register_run_command(app);
 
   try {

@@ -1,0 +1,79 @@
+#include "compiler/kernels.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace tpusim {
+
+std::string kernel_name(const Kernel& k) {
+  return std::visit([](const auto& x) { return x.name; }, k);
+}
+
+namespace {
+
+std::string epilogue_text(const Epilogue& e) {
+  std::string out;
+  if (e.requantize) {
+    out = e.scale.multiplier == 1 && e.scale.shift == 0 ? "convert"
+                                                        : fmt::format("requantize(x{} >> {})", e.scale.multiplier, e.scale.shift);
+  }
+  if (e.activation == Epilogue::Activation::Relu) out += out.empty() ? "relu" : " + relu";
+  if (e.activation == Epilogue::Activation::Clip) out += fmt::format("{}clip({}, {})", out.empty() ? "" : " + ", e.clip_low, e.clip_high);
+  if (!e.fused_op.empty()) out += fmt::format(" [fused {}]", e.fused_op);
+  return out.empty() ? "none" : out;
+}
+
+std::string_view vector_kind_name(VectorKernel::Kind k) {
+  switch (k) {
+    case VectorKernel::Kind::Add: return "add";
+    case VectorKernel::Kind::Relu: return "relu";
+    case VectorKernel::Kind::Clip: return "clip";
+    case VectorKernel::Kind::MaxPool: return "maxpool";
+    case VectorKernel::Kind::AvgPool: return "avgpool";
+    case VectorKernel::Kind::GlobalAvgPool: return "global_avgpool";
+    case VectorKernel::Kind::Copy: return "copy";
+    case VectorKernel::Kind::Transpose: return "transpose";
+    case VectorKernel::Kind::Concat: return "concat";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string print_kernels(const KernelModule& module, bool with_tiling) {
+  const Graph& g = module.graph;
+  auto name = [&](int v) { return v < 0 ? std::string("-") : g.values.at(static_cast<size_t>(v)).name; };
+  std::string out = fmt::format("kernels {}\n", g.name);
+  for (const auto& kernel : module.kernels) {
+    if (const auto* k = std::get_if<GemmKernel>(&kernel)) {
+      out += fmt::format("gemm {} ({}): M={} K={} N={}{} A={} B={} bias={} -> {} epilogue={} im2col={}\n", k->name,
+                         op_info(k->op).name, k->M, k->K, k->N, k->groups > 1 ? fmt::format(" groups={}", k->groups) : "",
+                         name(k->input), name(k->weight), name(k->bias), name(k->output), epilogue_text(k->epilogue),
+                         k->im2col == Im2colMode::Implicit ? "implicit" : "materialize");
+      if (with_tiling && k->tiling.chosen) {
+        const GemmTiling& t = k->tiling;
+        out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} boxes of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,
+                           t.n_tiles, t.n_tile, t.k_tiles, t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile,
+                           t.weights_resident ? "resident" : "streamed");
+        out += fmt::format("  buffers: ub 2x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slot_bytes,
+                           t.out_slot_bytes, t.b_slots, t.b_slot_bytes, t.acc_slot_bytes);
+        out += fmt::format("  why: {}\n", t.why);
+      } else if (!k->tiling.why.empty()) {
+        out += fmt::format("  why: {}\n", k->tiling.why);
+      }
+    } else if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {
+      out += fmt::format("depthwise {} (conv on the VPU): {} channels, kernel {} -> {} epilogue={}\n", d->name, d->conv.in_channels,
+                         fmt::join(d->conv.kernel, "x"), name(d->output), epilogue_text(d->epilogue));
+      out += fmt::format("  why: {}\n", d->why);
+    } else if (const auto* v = std::get_if<VectorKernel>(&kernel)) {
+      std::vector<std::string> inputs;
+      for (int i : v->inputs) inputs.push_back(name(i));
+      out += fmt::format("vector {} ({}): {} -> {} epilogue={}\n", v->name, vector_kind_name(v->kind), fmt::join(inputs, ", "),
+                         name(v->output), epilogue_text(v->epilogue));
+    }
+  }
+  return out;
+}
+
+}  // namespace tpusim

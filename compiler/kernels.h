@@ -1,0 +1,104 @@
+// The compiler's middle form: every graph op unrolled into a kernel — a GEMM for the matrix
+// unit (convolution via implicit im2col, linear), or a vector/data-movement kernel for the VPU
+// and DMA. Passes fill in tiling (compiler/passes/tile_kernels.cpp) and buffer addresses
+// (allocate_buffers.cpp) before the program is emitted (emit_program.cpp). Printed by
+// `tpusim compile --emit lowered|tiled`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "compiler/quantization.h"
+#include "ir/graph.h"
+#include "simulator/arch.h"
+
+namespace tpusim {
+
+enum class Im2colMode : uint8_t {
+  Implicit,     // the DMA walks the input with im2col address patterns (default)
+  Materialize,  // im2col matrices are written to DRAM first, then read as plain matrices
+};
+
+// What happens to accumulators (or vector results) on their way out.
+struct Epilogue {
+  bool requantize = false;  // int8: acc -> int8 with `scale`; bf16: fp32 -> bf16
+  Requantization scale;
+  enum class Activation : uint8_t { None, Relu, Clip } activation = Activation::None;
+  double clip_low = 0, clip_high = 0;  // in the output's element values (already quantized for int8)
+  std::string fused_op;                // name of the graph op folded in here ("" = none)
+};
+
+// How a GEMM's reduction dimension K = (kh, kw, c) (c innermost) is cut into boxes that one
+// load_stationary holds: kh_tile x kw_tile kernel taps by c_tile channels.
+struct KBox {
+  int64_t kh_tile = 1, kw_tile = 1, c_tile = 1;
+  int64_t size() const { return kh_tile * kw_tile * c_tile; }
+};
+
+struct GemmTiling {
+  bool chosen = false;
+  int64_t m_tile = 0, n_tile = 0;  // output pixels (rows) and output channels (columns) per tile
+  KBox k_box;
+  int64_t m_tiles = 0, n_tiles = 0, k_tiles = 0;
+  bool weights_resident = false;  // all k-tiles of an n-tile stay in wb across the m-tiles
+  std::string why;                // the reasoning, for the report
+  // Buffer use of one tile set, bytes (filled by the tiling pass, placed by allocation).
+  int64_t a_slot_bytes = 0, b_slot_bytes = 0, acc_slot_bytes = 0, out_slot_bytes = 0;
+  int64_t b_slots = 2;  // ring slots (or k_tiles when resident)
+};
+
+// C[M, N] = A[M, K] . B[K, N] (+ bias) for each group; A is the input seen through im2col.
+struct GemmKernel {
+  std::string name;  // the graph op; labels every instruction
+  OpKind op = OpKind::Conv;
+  int input = -1, weight = -1, bias = -1, output = -1;  // graph values
+  ConvGeometry conv;  // Linear: batch = rows, in_channels = K, kernel/out size 1
+  int64_t groups = 1, M = 0, K = 0, N = 0;  // per group
+  Epilogue epilogue;
+  Im2colMode im2col = Im2colMode::Implicit;
+  GemmTiling tiling;
+};
+
+// Depthwise convolution on the vector unit: per kernel tap, a broadcast multiply-add per
+// channel row. Chosen over the MXU when the estimate says it is faster (see `why`).
+struct DepthwiseKernel {
+  std::string name;
+  int input = -1, weight = -1, bias = -1, output = -1;
+  ConvGeometry conv;
+  Epilogue epilogue;
+  std::string why;
+  int64_t channel_tile = 0, row_tile = 0;  // chosen by tiling
+};
+
+// Elementwise and data-movement work for the VPU/DMA.
+struct VectorKernel {
+  enum class Kind : uint8_t { Add, Relu, Clip, MaxPool, AvgPool, GlobalAvgPool, Copy, Transpose, Concat };
+  Kind kind = Kind::Copy;
+  std::string name;
+  std::vector<int> inputs;
+  int output = -1;
+  Epilogue epilogue;                // requantization/activation of the result
+  int64_t add_multiplier[2] = {0, 0};  // Add (int8): per-input multipliers, shift kAddShift
+  ConvGeometry pool;                // pools
+  std::vector<int64_t> perm;        // Transpose
+  int64_t axis = 0;                 // Concat
+  int64_t block = 0;                // elements (or channels) per chunk, chosen by tiling
+};
+
+using Kernel = std::variant<GemmKernel, DepthwiseKernel, VectorKernel>;
+
+// Kernels in execution order, with the graph they came from.
+struct KernelModule {
+  Graph graph;
+  std::vector<Kernel> kernels;
+  // Values that live in DRAM under their graph names (every value: inputs, weights,
+  // activations; intermediate activations are DRAM scratch in this version).
+  std::vector<int> dram_values;
+};
+
+std::string kernel_name(const Kernel& k);
+std::string print_kernels(const KernelModule& module, bool with_tiling);
+
+}  // namespace tpusim

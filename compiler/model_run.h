@@ -1,0 +1,30 @@
+// Running a compiled model: its inputs and weights placed in the simulated DRAM, and the
+// outputs checked against the plain reference implementation of the graph.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/pipeline.h"
+#include "simulator/semantics.h"
+
+namespace tpusim {
+
+// Puts every graph input and weight the program reads into its DRAM tensor: from `inputs_dir`
+// (NAME.npy, by graph value name) when present, otherwise seeded data (weights from their file
+// or seed). Returns the values used, indexed like graph.values (for the reference).
+std::vector<std::optional<HostTensor>> place_model_inputs(const CompileResult& compiled, const std::string& inputs_dir,
+                                                          uint64_t seed, MachineState& state);
+
+struct ModelCheck {
+  bool ok = true;
+  std::string text;  // one line per output: exact match or worst error
+};
+// Runs the reference on `given` and compares every graph output with the simulated DRAM.
+ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<std::optional<HostTensor>>& given,
+                               const MachineState& state);
+
+// A per-op summary of the compiler's choices (tiling, depthwise strategy, fusion).
+std::string compile_summary(const CompileResult& compiled);
+
+}  // namespace tpusim

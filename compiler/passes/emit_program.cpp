@@ -1,0 +1,1114 @@
+// emit_program: kernels -> a program of DMA, MXU and VPU instructions with tokens.
+//
+// Every kernel streams tiles through ring buffers of two slots in the on-chip buffers. For a
+// GEMM tile (m, n) the queues see:
+//   DMA:  [bias -> acc slot]  A box -> ub A slot, B box -> wb slot  (per k-tile)   store(prev)
+//   MXU:  load_stationary, matmul (accumulate)                      (per k-tile)
+//   VPU:  requantize / convert acc slot -> ub out slot, activation
+// Tokens: *_ready from producer to consumer, *_free back (init = slots), so the DMA fetches
+// the next k-tile while the MXU computes this one. A tile's store is emitted after the next
+// tile's loads, so the in-order DMA queue does not block prefetching on the VPU.
+//
+// All inter-kernel tensors live in DRAM; a kernel's loads come after the previous kernel's
+// last store in the DMA queue, which orders every kernel after the one before it.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "compiler/passes/passes.h"
+
+namespace tpusim {
+namespace {
+
+
+std::string tensor_name_for(const std::string& value_name) {
+  std::string out;
+  for (char c : value_name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    out += ok ? c : '_';
+  }
+  if (out.empty() || (out[0] >= '0' && out[0] <= '9')) out = "t_" + out;
+  return out;
+}
+
+BufferRef buf(Buffer b, int64_t address, DType type = DType::Int8) {
+  BufferRef r;
+  r.present = true;
+  r.buffer = b;
+  r.address = Affine(address);
+  r.type = type;
+  return r;
+}
+
+class Emitter {
+ public:
+  Emitter(const KernelModule& module, const ArchConfig& arch)
+      : m_(module), g_(module.graph), arch_(arch), e_(dtype_size(arch.mxu.operand_type)) {}
+
+  const std::vector<int>& tensor_of_value() const { return tensor_of_value_; }
+
+  Program run() {
+    declare_tensors();
+    for (const auto& kernel : m_.kernels) {
+      std::visit([this](const auto& k) { emit(k); }, kernel);
+    }
+    program_.update_unit_masks();
+    return std::move(program_);
+  }
+
+ private:
+  // ---------------------------------------------------------------- declarations
+  void declare_tensors() {
+    // Which values the program touches: graph inputs, weights read by kernels, kernel outputs.
+    std::vector<bool> used(g_.values.size(), false);
+    for (const auto& kernel : m_.kernels) {
+      std::visit(
+          [&](const auto& k) {
+            using K = std::decay_t<decltype(k)>;
+            if constexpr (std::is_same_v<K, VectorKernel>) {
+              for (int v : k.inputs) used[static_cast<size_t>(v)] = true;
+            } else {
+              used[static_cast<size_t>(k.input)] = true;
+              used[static_cast<size_t>(k.weight)] = true;
+              if (k.bias >= 0) used[static_cast<size_t>(k.bias)] = true;
+            }
+            used[static_cast<size_t>(k.output)] = true;
+          },
+          kernel);
+    }
+    tensor_of_value_.assign(g_.values.size(), -1);
+    std::vector<std::string> taken;
+    for (size_t v = 0; v < g_.values.size(); ++v) {
+      if (!used[v]) continue;
+      const Value& value = g_.values[v];
+      TensorDecl decl;
+      decl.name = tensor_name_for(value.name);
+      while (std::find(taken.begin(), taken.end(), decl.name) != taken.end()) decl.name += "_";
+      taken.push_back(decl.name);
+      decl.dtype = value.dtype;
+      decl.shape = value.shape.empty() ? std::vector<int64_t>{1} : value.shape;
+      bool output = std::find(g_.outputs.begin(), g_.outputs.end(), static_cast<int>(v)) != g_.outputs.end();
+      decl.kind = value.kind != ValueKind::Activation ? TensorKind::Input
+                  : output                            ? TensorKind::Output
+                                                      : TensorKind::Scratch;
+      tensor_of_value_[v] = static_cast<int>(program_.tensors.size());
+      Node node;
+      node.kind = Node::Kind::TensorDecl;
+      node.declaration = static_cast<int>(program_.tensors.size());
+      program_.tensors.push_back(decl);
+      program_.body.push_back(node);
+    }
+  }
+
+  int tensor(int value) const {
+    int t = tensor_of_value_.at(static_cast<size_t>(value));
+    TPUSIM_CHECK(t >= 0, "value without a DRAM tensor");
+    return t;
+  }
+
+  int token(const std::string& name, Unit producer, Unit consumer, int64_t initial = 0) {
+    TokenDecl decl;
+    decl.name = fmt::format("k{}_{}", kernel_index_, name);
+    decl.producer = producer;
+    decl.consumer = consumer;
+    decl.initial = initial;
+    Node node;
+    node.kind = Node::Kind::TokenDecl;
+    node.declaration = static_cast<int>(program_.tokens.size());
+    program_.tokens.push_back(decl);
+    // Token declarations go before the first instruction that uses them: at the top level,
+    // in front of this kernel's code.
+    program_.body.insert(program_.body.begin() + static_cast<long>(declarations_end()), node);
+    return node.declaration;
+  }
+  size_t declarations_end() const {
+    size_t i = 0;
+    while (i < program_.body.size() && (program_.body[i].kind == Node::Kind::TensorDecl ||
+                                        program_.body[i].kind == Node::Kind::TokenDecl)) {
+      ++i;
+    }
+    return i;
+  }
+
+  Instruction& add(Instruction in) {
+    in.label = label_;
+    Node node;
+    node.kind = Node::Kind::Instruction;
+    node.instruction = std::move(in);
+    program_.body.push_back(std::move(node));
+    return program_.body.back().instruction;
+  }
+  void comment(const std::string& text) {
+    Node node;
+    node.kind = Node::Kind::Comment;
+    node.text = " " + text;
+    program_.body.push_back(std::move(node));
+  }
+
+  // ---------------------------------------------------------------- instruction builders
+  Instruction dma(Opcode op, BufferRef b, int t, std::vector<int64_t> coords, std::vector<int64_t> extent,
+                  std::vector<std::vector<int64_t>> steps = {}, std::vector<int64_t> strides = {}) {
+    Instruction in;
+    in.opcode = op;
+    in.buffer = b;
+    in.tensor.tensor = t;
+    for (int64_t c : coords) in.tensor.coords.emplace_back(c);
+    in.extent = std::move(extent);
+    in.tensor_step = std::move(steps);
+    in.buffer_stride = std::move(strides);
+    return in;
+  }
+  Instruction vpu(Opcode op, BufferRef dst, BufferRef src, int64_t rows, int64_t cols) {
+    Instruction in;
+    in.opcode = op;
+    in.dst = dst;
+    in.src = src;
+    in.rows = rows;
+    in.cols = cols;
+    return in;
+  }
+
+  // Ring-buffer bookkeeping: slot i of n.
+  struct Ring {
+    int64_t base = 0, bytes = 0, slots = 2, next = 0;
+    int64_t take() { return base + (next++ % slots) * bytes; }
+  };
+
+  // Applies an epilogue's activation in place on an ub region of `type`.
+  void activation(const Epilogue& e, int64_t address, DType type, int64_t rows, int64_t cols, std::vector<int> signals) {
+    if (e.activation == Epilogue::Activation::None) return;
+    if (e.activation == Epilogue::Activation::Relu) {
+      add(vpu(Opcode::VpuRelu, buf(Buffer::Unified, address, type), buf(Buffer::Unified, address, type), rows, cols)).signals =
+          std::move(signals);
+      return;
+    }
+    Instruction lo = vpu(Opcode::VpuMax, buf(Buffer::Unified, address, type), buf(Buffer::Unified, address, type), rows, cols);
+    lo.imm = e.clip_low;
+    add(lo);
+    Instruction hi = vpu(Opcode::VpuMin, buf(Buffer::Unified, address, type), buf(Buffer::Unified, address, type), rows, cols);
+    hi.imm = e.clip_high;
+    add(hi).signals = std::move(signals);
+  }
+
+  // ---------------------------------------------------------------- GEMM
+  // Output pixels [m0, m0 + count) of a GEMM as runs along one output row.
+  struct Segment {
+    int64_t batch, row, col, length, offset;  // offset: pixel index within the tile
+  };
+  std::vector<Segment> segments(const GemmKernel& k, int64_t m0, int64_t count) const {
+    std::vector<Segment> out;
+    const int64_t width = k.conv.out_size.back();
+    const int64_t height = k.conv.out_size.size() == 2 ? k.conv.out_size[0] : 1;
+    int64_t m = m0, end = m0 + count;
+    while (m < end) {
+      int64_t col = m % width, row = (m / width) % height, batch = m / (width * height);
+      int64_t length = std::min(width - col, end - m);
+      out.push_back({batch, row, col, length, m - m0});
+      m += length;
+    }
+    return out;
+  }
+
+  void emit(const GemmKernel& k) {
+    const GemmTiling& t = k.tiling;
+    TPUSIM_CHECK(t.chosen, "GEMM kernel emitted before tiling");
+    label_ = k.name;
+    ++kernel_index_;
+    const Value& out_value = g_.values[static_cast<size_t>(k.output)];
+    const DType out_type = out_value.dtype;
+    const int64_t e_out = dtype_size(out_type);
+    const bool conv2d = k.op == OpKind::Conv && k.conv.kernel.size() == 2;
+    const bool conv1d = k.op == OpKind::Conv && k.conv.kernel.size() == 1;
+    const int64_t channels = k.conv.in_channels / k.groups;
+    const int64_t kh_total = conv2d ? k.conv.kernel[0] : 1, kw_total = k.op == OpKind::Conv ? k.conv.kernel.back() : 1;
+    comment(fmt::format("{}: GEMM M={} K={} N={}{} — {}", k.name, k.M, k.K, k.N,
+                        k.groups > 1 ? fmt::format(" x {} groups", k.groups) : "", t.why));
+
+    // Buffer plan: ub = [A slots][out slots], wb = B slots, acc = 2 slots.
+    Ring a{0, t.a_slot_bytes, 2}, out{2 * t.a_slot_bytes, t.out_slot_bytes, 2}, acc{0, t.acc_slot_bytes, 2};
+    Ring b{0, t.b_slot_bytes, t.b_slots};
+
+    int a_ready = token("a_ready", Unit::Dma, Unit::Mxu), a_free = token("a_free", Unit::Mxu, Unit::Dma, 2);
+    int b_ready = token("b_ready", Unit::Dma, Unit::Mxu);
+    int b_free = token("b_free", Unit::Mxu, Unit::Dma, t.weights_resident ? 1 : t.b_slots);
+    const bool bias = k.bias >= 0;
+    int acc_ready = token("acc_ready", Unit::Mxu, Unit::Vpu);
+    int acc_free = token("acc_free", Unit::Vpu, bias ? Unit::Dma : Unit::Mxu, 2);
+    int bias_ready = bias ? token("bias_ready", Unit::Dma, Unit::Mxu) : -1;
+    int out_ready = token("out_ready", Unit::Vpu, Unit::Dma), out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
+
+    // Materialized im2col: write the whole im2col matrix of each group to DRAM first.
+    int im2col_tensor = -1;
+    if (k.im2col == Im2colMode::Materialize && k.op == OpKind::Conv) im2col_tensor = materialize_im2col(k, t);
+
+    std::vector<Instruction> pending_store;
+    auto flush_store = [&]() {
+      for (auto& in : pending_store) add(std::move(in));
+      pending_store.clear();
+    };
+
+    // K boxes in (kh, kw, c) order.
+    struct Box {
+      int64_t kh0, kw0, c0, kh, kw, c;
+      int64_t size() const { return kh * kw * c; }
+    };
+    std::vector<Box> boxes;
+    for (int64_t kh0 = 0; kh0 < kh_total; kh0 += t.k_box.kh_tile) {
+      for (int64_t kw0 = 0; kw0 < kw_total; kw0 += t.k_box.kw_tile) {
+        for (int64_t c0 = 0; c0 < channels; c0 += t.k_box.c_tile) {
+          boxes.push_back({kh0, kw0, c0, std::min(t.k_box.kh_tile, kh_total - kh0), std::min(t.k_box.kw_tile, kw_total - kw0),
+                           std::min(t.k_box.c_tile, channels - c0)});
+        }
+      }
+    }
+
+    const int x_tensor = tensor(k.input), w_tensor = tensor(k.weight), y_tensor = tensor(k.output);
+    for (int64_t group = 0; group < k.groups; ++group) {
+      for (int64_t n0 = 0; n0 < k.N; n0 += t.n_tile) {
+        const int64_t nt = std::min(t.n_tile, k.N - n0);
+        const int64_t oc0 = group * k.N + n0;
+        std::vector<int64_t> resident_slot(boxes.size(), -1);
+        for (int64_t m0 = 0; m0 < k.M; m0 += t.m_tile) {
+          const int64_t mt = std::min(t.m_tile, k.M - m0);
+          const bool first_m = m0 == 0, last_m = m0 + t.m_tile >= k.M;
+          const int64_t acc_slot = acc.take();
+          if (bias) {
+            Instruction in = dma(Opcode::DmaLoad, buf(Buffer::Accumulator, acc_slot), tensor(k.bias), {oc0}, {mt, nt}, {{0}, {1}},
+                                 {nt * 4, 4});
+            in.waits = {acc_free};
+            in.signals = {bias_ready};
+            add(in);
+          }
+          for (size_t j = 0; j < boxes.size(); ++j) {
+            const Box& box = boxes[j];
+            const int64_t kb = box.size();
+            const bool last_k = j + 1 == boxes.size();
+            // A: the im2col rows of this tile for this K box.
+            const int64_t a_slot = a.take();
+            std::vector<Instruction> loads;
+            if (im2col_tensor >= 0) {
+              loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), im2col_tensor,
+                                  {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
+            } else if (k.op == OpKind::Linear) {
+              loads = linear_rows(k, x_tensor, m0, mt, box.c0, box.c, a_slot);
+            } else {
+              for (const Segment& s : segments(k, m0, mt)) {
+                const int64_t c = group * channels + box.c0;
+                const int64_t dst = a_slot + s.offset * kb * e_;
+                const int64_t w = s.col * k.conv.strides.back() - k.conv.pads_begin.back() + box.kw0 * k.conv.dilations.back();
+                if (conv2d) {
+                  const int64_t h = s.row * k.conv.strides[0] - k.conv.pads_begin[0] + box.kh0 * k.conv.dilations[0];
+                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, h, w},
+                                      {s.length, box.kh, box.kw, box.c},
+                                      {{0, 0, 0, k.conv.strides[1]}, {0, 0, k.conv.dilations[0], 0}, {0, 0, 0, k.conv.dilations[1]}, {0, 1, 0, 0}},
+                                      {kb * e_, box.kw * box.c * e_, box.c * e_, e_}));
+                } else if (conv1d) {
+                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, w}, {s.length, box.kw, box.c},
+                                      {{0, 0, k.conv.strides[0]}, {0, 0, k.conv.dilations[0]}, {0, 1, 0}},
+                                      {kb * e_, box.c * e_, e_}));
+                }
+              }
+            }
+            loads.front().waits = {a_free};
+            loads.back().signals = {a_ready};
+            for (auto& in : loads) add(std::move(in));
+            // B: this K box of the weights, as a kb x nt matrix.
+            int64_t b_slot;
+            const bool load_b = !t.weights_resident || first_m;
+            if (load_b) {
+              b_slot = b.take();
+              if (t.weights_resident) resident_slot[j] = b_slot;
+              Instruction in;
+              if (k.op == OpKind::Linear) {
+                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0}, {box.c, nt}, {{0, 1}, {1, 0}});
+              } else if (conv2d) {
+                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kh0, box.kw0},
+                         {box.kh, box.kw, box.c, nt}, {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}, {1, 0, 0, 0}});
+              } else {
+                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kw0}, {box.kw, box.c, nt},
+                         {{0, 0, 1}, {0, 1, 0}, {1, 0, 0}});
+              }
+              if (!t.weights_resident || j == 0) in.waits = {b_free};
+              in.signals = {b_ready};
+              add(in);
+            } else {
+              b_slot = resident_slot[j];
+            }
+            if (j == 0) flush_store();  // the previous tile's store, behind this tile's first loads
+            Instruction ls;
+            ls.opcode = Opcode::MxuLoadStationary;
+            ls.src = buf(Buffer::Weight, b_slot);
+            ls.rows = kb;
+            ls.cols = nt;
+            ls.src_stride = nt * e_;
+            if (load_b) ls.waits = {b_ready};
+            if (!t.weights_resident || (last_m && last_k)) ls.signals = {b_free};
+            add(ls);
+            Instruction mm;
+            mm.opcode = Opcode::MxuMatmul;
+            mm.src = buf(Buffer::Unified, a_slot);
+            mm.src_stride = kb * e_;
+            mm.count = mt;
+            mm.dst = buf(Buffer::Accumulator, acc_slot);
+            mm.dst_stride = nt * 4;
+            mm.accumulate = bias || j > 0;
+            mm.waits = {a_ready};
+            if (j == 0) mm.waits.push_back(bias ? bias_ready : acc_free);
+            mm.signals = {a_free};
+            if (last_k) mm.signals.push_back(acc_ready);
+            add(mm);
+          }
+          // Epilogue: accumulators -> output slot, then the activation.
+          const int64_t out_slot = out.take();
+          Instruction convert = vpu(out_type == DType::Int8 ? Opcode::VpuRequantize : Opcode::VpuCopy,
+                                    buf(Buffer::Unified, out_slot, out_type),
+                                    buf(Buffer::Accumulator, acc_slot, accumulator_type(arch_.mxu.operand_type)), mt, nt);
+          if (out_type == DType::Int8) {
+            convert.multiplier = k.epilogue.scale.multiplier;
+            convert.shift = k.epilogue.scale.shift;
+          }
+          convert.waits = {acc_ready, out_free};
+          std::vector<int> done = {acc_free, out_ready};
+          if (k.epilogue.activation == Epilogue::Activation::None) {
+            convert.signals = done;
+            add(convert);
+          } else {
+            convert.signals = {acc_free};
+            add(convert);
+            activation(k.epilogue, out_slot, out_type, mt, nt, {out_ready});
+          }
+          // Store (deferred): rows of pixels x nt channels into the NC(H)W output.
+          std::vector<Instruction> stores;
+          if (k.op == OpKind::Linear) {
+            stores = linear_store(k, y_tensor, m0, mt, oc0, nt, out_slot, e_out);
+          } else {
+            for (const Segment& s : segments(k, m0, mt)) {
+              const int64_t src = out_slot + s.offset * nt * e_out;
+              if (conv2d) {
+                stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, src), y_tensor, {s.batch, oc0, s.row, s.col},
+                                     {s.length, nt}, {{0, 0, 0, 1}, {0, 1, 0, 0}}, {nt * e_out, e_out}));
+              } else {
+                stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, src), y_tensor, {s.batch, oc0, s.col},
+                                     {s.length, nt}, {{0, 0, 1}, {0, 1, 0}}, {nt * e_out, e_out}));
+              }
+            }
+          }
+          stores.front().waits = {out_ready};
+          stores.back().signals = {out_free};
+          pending_store = std::move(stores);
+        }
+      }
+    }
+    flush_store();
+  }
+
+  // Linear layers: x viewed as [rows, K] (leading dims flattened; rank 2 or 3).
+  std::vector<Instruction> linear_rows(const GemmKernel& k, int x_tensor, int64_t m0, int64_t mt, int64_t c0, int64_t c,
+                                       int64_t a_slot) {
+    const Value& x = g_.values[static_cast<size_t>(k.input)];
+    std::vector<Instruction> out;
+    if (x.shape.size() == 2) {
+      out.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), x_tensor, {m0, c0}, {mt, c}, {}, {c * e_, e_}));
+      return out;
+    }
+    const int64_t per = x.element_count() / x.shape.back() / x.shape[0];  // rows per leading index
+    for (int64_t m = m0; m < m0 + mt;) {
+      int64_t lead = m / per, row = m % per, len = std::min(per - row, m0 + mt - m);
+      std::vector<int64_t> coords(x.shape.size(), 0);
+      coords[0] = lead;
+      coords[coords.size() - 2] = row;
+      coords.back() = c0;
+      out.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot + (m - m0) * c * e_), x_tensor, coords, {len, c}, {},
+                        {c * e_, e_}));
+      m += len;
+    }
+    return out;
+  }
+
+  std::vector<Instruction> linear_store(const GemmKernel& k, int y_tensor, int64_t m0, int64_t mt, int64_t oc0, int64_t nt,
+                                        int64_t out_slot, int64_t e_out) {
+    const Value& y = g_.values[static_cast<size_t>(k.output)];
+    std::vector<Instruction> out;
+    if (y.shape.size() == 2) {
+      out.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor, {m0, oc0}, {mt, nt}, {}, {nt * e_out, e_out}));
+      return out;
+    }
+    const int64_t per = y.element_count() / y.shape.back() / y.shape[0];
+    for (int64_t m = m0; m < m0 + mt;) {
+      int64_t lead = m / per, row = m % per, len = std::min(per - row, m0 + mt - m);
+      std::vector<int64_t> coords(y.shape.size(), 0);
+      coords[0] = lead;
+      coords[coords.size() - 2] = row;
+      coords.back() = oc0;
+      out.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot + (m - m0) * nt * e_out), y_tensor, coords, {len, nt},
+                        {}, {nt * e_out, e_out}));
+      m += len;
+    }
+    return out;
+  }
+
+  // Writes the im2col matrix of every group to a DRAM scratch tensor [groups*M, KH, KW, C/g]
+  // through the A slots of the unified buffer; returns the tensor.
+  int materialize_im2col(const GemmKernel& k, const GemmTiling& t) {
+    const bool conv2d = k.conv.kernel.size() == 2;
+    const int64_t channels = k.conv.in_channels / k.groups;
+    const int64_t kh = conv2d ? k.conv.kernel[0] : 1, kw = k.conv.kernel.back();
+    TensorDecl decl;
+    decl.name = tensor_name_for(k.name + ".im2col");
+    decl.dtype = arch_.mxu.operand_type;
+    decl.shape = {k.groups * k.M, kh, kw, channels};
+    decl.kind = TensorKind::Scratch;
+    int index = static_cast<int>(program_.tensors.size());
+    program_.tensors.push_back(decl);
+    Node node;
+    node.kind = Node::Kind::TensorDecl;
+    node.declaration = index;
+    program_.body.insert(program_.body.begin() + static_cast<long>(declarations_end()), node);
+    comment(fmt::format("{}: materialize im2col ({} x {} x {} x {} elements, {}x the input)", k.name, k.groups * k.M, kh,
+                        kw, channels, fmt::format("{:.2f}", static_cast<double>(k.groups * k.M * k.K) /
+                                                                static_cast<double>(g_.values[static_cast<size_t>(k.input)].element_count()))));
+    const int64_t row_bytes = k.K * e_;
+    const int64_t staging = std::max<int64_t>(1, (2 * t.a_slot_bytes) / row_bytes);
+    if (row_bytes > 2 * t.a_slot_bytes + 2 * t.out_slot_bytes) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one im2col row ({} bytes) does not fit the unified buffer "
+                                                    "staging area; use --im2col=implicit", k.name, row_bytes));
+    }
+    const int x = tensor(k.input);
+    for (int64_t group = 0; group < k.groups; ++group) {
+      for (int64_t m0 = 0; m0 < k.M; m0 += staging) {
+        const int64_t mt = std::min(staging, k.M - m0);
+        for (const Segment& s : segments(k, m0, mt)) {
+          const int64_t dst = s.offset * row_bytes;
+          const int64_t c = group * channels;
+          const int64_t w = s.col * k.conv.strides.back() - k.conv.pads_begin.back();
+          if (conv2d) {
+            const int64_t h = s.row * k.conv.strides[0] - k.conv.pads_begin[0];
+            add(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x, {s.batch, c, h, w}, {s.length, kh, kw, channels},
+                    {{0, 0, 0, k.conv.strides[1]}, {0, 0, k.conv.dilations[0], 0}, {0, 0, 0, k.conv.dilations[1]}, {0, 1, 0, 0}},
+                    {row_bytes, kw * channels * e_, channels * e_, e_}));
+          } else {
+            add(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x, {s.batch, c, w}, {s.length, kw, channels},
+                    {{0, 0, k.conv.strides[0]}, {0, 0, k.conv.dilations[0]}, {0, 1, 0}}, {row_bytes, channels * e_, e_}));
+          }
+        }
+        add(dma(Opcode::DmaStore, buf(Buffer::Unified, 0), index, {group * k.M + m0, 0, 0, 0}, {mt, kh, kw, channels}));
+      }
+    }
+    return index;
+  }
+
+  // ---------------------------------------------------------------- vector kernels
+  // A box of a tensor: coordinates and extent over its last dims.
+  struct Chunk {
+    std::vector<int64_t> coords, extent;
+    int64_t elements() const {
+      int64_t n = 1;
+      for (int64_t e : extent) n *= e;
+      return n;
+    }
+  };
+  // Splits `shape` into row-major boxes of at most `limit` elements, each a box over the
+  // last dims (at most 4) — [b, full, full, ...] — so one DMA moves it.
+  static std::vector<Chunk> chunks(const std::vector<int64_t>& shape, int64_t limit) {
+    const size_t rank = shape.size();
+    // The first dim d (from the back) whose suffix product exceeds the limit, capped at 4 dims.
+    size_t d = rank;
+    int64_t suffix = 1;
+    while (d > 0 && rank - (d - 1) <= 4 && suffix * shape[d - 1] <= limit) {
+      suffix *= shape[d - 1];
+      --d;
+    }
+    std::vector<Chunk> out;
+    if (d == 0) {
+      out.push_back({std::vector<int64_t>(rank, 0), shape});
+      return out;
+    }
+    // Dims before d-1 are iterated one index at a time; dim d-1 in blocks.
+    const size_t split = d - 1;
+    const int64_t block = std::max<int64_t>(1, limit / suffix);
+    std::vector<int64_t> index(split, 0);
+    while (true) {
+      for (int64_t b0 = 0; b0 < shape[split]; b0 += block) {
+        Chunk c;
+        c.coords = index;
+        c.coords.push_back(b0);
+        c.coords.resize(rank, 0);
+        c.extent.push_back(std::min(block, shape[split] - b0));
+        for (size_t i = split + 1; i < rank; ++i) c.extent.push_back(shape[i]);
+        // With a block of 1 the leading extent may be dropped (keep <= 4 dims).
+        if (c.extent.size() > 4) c.extent.erase(c.extent.begin());
+        out.push_back(c);
+      }
+      size_t i = split;
+      while (i > 0) {
+        if (++index[i - 1] < shape[i - 1]) break;
+        index[i - 1] = 0;
+        --i;
+      }
+      if (i == 0) break;
+    }
+    return out;
+  }
+
+  // Tokens and slots shared by the chunked vector kernels.
+  struct VectorRings {
+    int in_ready, in_free, out_ready, out_free;
+    Ring slots;
+  };
+  VectorRings vector_rings(int64_t slot_bytes, bool input_tokens = true) {
+    VectorRings r;
+    r.in_ready = input_tokens ? token("in_ready", Unit::Dma, Unit::Vpu) : -1;
+    r.in_free = input_tokens ? token("in_free", Unit::Vpu, Unit::Dma, 2) : -1;
+    r.out_ready = token("out_ready", Unit::Vpu, Unit::Dma);
+    r.out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
+    r.slots = {0, slot_bytes, 2};
+    if (2 * slot_bytes > arch_.unified_buffer.bytes) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': a chunk needs {} bytes of unified buffer but the machine has {}",
+                                                    label_, 2 * slot_bytes, arch_.unified_buffer.bytes));
+    }
+    return r;
+  }
+
+  void emit(const VectorKernel& k) {
+    label_ = k.name;
+    ++kernel_index_;
+    switch (k.kind) {
+      case VectorKernel::Kind::Add:
+      case VectorKernel::Kind::Relu:
+      case VectorKernel::Kind::Clip: emit_elementwise(k); break;
+      case VectorKernel::Kind::MaxPool:
+      case VectorKernel::Kind::AvgPool: emit_pool(k); break;
+      case VectorKernel::Kind::GlobalAvgPool: emit_global_pool(k); break;
+      case VectorKernel::Kind::Copy: emit_copy(k); break;
+      case VectorKernel::Kind::Transpose: emit_transpose(k); break;
+      case VectorKernel::Kind::Concat: emit_concat(k); break;
+    }
+  }
+
+  void emit_elementwise(const VectorKernel& k) {
+    const Value& y = g_.values[static_cast<size_t>(k.output)];
+    const DType type = y.dtype;
+    const int64_t e = dtype_size(type);
+    const bool add_int8 = k.kind == VectorKernel::Kind::Add && type == DType::Int8;
+    // Slot layout per element: a, b in the value type; two int32 temporaries for int8 adds.
+    const int64_t per_element = 2 * e + (add_int8 ? 8 : 0);
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_element));
+    comment(fmt::format("{}: {} on the vector unit, {} elements per chunk", k.name,
+                        k.kind == VectorKernel::Kind::Add ? "add" : k.kind == VectorKernel::Kind::Relu ? "relu" : "clip", limit));
+    const auto parts = chunks(y.shape, limit);
+    VectorRings r = vector_rings(limit * per_element);
+    std::vector<Instruction> pending;
+    for (const Chunk& c : parts) {
+      const int64_t n = c.elements(), cols = c.extent.back(), rows = n / cols;
+      const int64_t slot = r.slots.take();
+      const int64_t a = slot, b = slot + n * e, ta = slot + 2 * n * e, tb = ta + 4 * n;
+      std::vector<Instruction> loads;
+      loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a), tensor(k.inputs[0]), c.coords, c.extent));
+      if (k.kind == VectorKernel::Kind::Add) {
+        loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, b), tensor(k.inputs[1]), c.coords, c.extent));
+      }
+      loads.front().waits = {r.in_free};
+      loads.back().signals = {r.in_ready};
+      for (auto& in : loads) add(std::move(in));
+      for (auto& in : pending) add(std::move(in));
+      pending.clear();
+      std::vector<Instruction> ops;
+      if (k.kind == VectorKernel::Kind::Add) {
+        if (add_int8) {
+          auto to_int32 = [&](int64_t from, int64_t to, int64_t multiplier) {
+            ops.push_back(vpu(Opcode::VpuCopy, buf(Buffer::Unified, to, DType::Int32), buf(Buffer::Unified, from, DType::Int8), rows, cols));
+            Instruction mul = vpu(Opcode::VpuMul, buf(Buffer::Unified, to, DType::Int32), buf(Buffer::Unified, to, DType::Int32), rows, cols);
+            mul.imm = static_cast<double>(multiplier);
+            ops.push_back(mul);
+          };
+          to_int32(a, ta, k.add_multiplier[0]);
+          to_int32(b, tb, k.add_multiplier[1]);
+          Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, ta, DType::Int32), buf(Buffer::Unified, ta, DType::Int32), rows, cols);
+          sum.src2 = buf(Buffer::Unified, tb, DType::Int32);
+          ops.push_back(sum);
+          Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, a, DType::Int8), buf(Buffer::Unified, ta, DType::Int32), rows, cols);
+          rq.multiplier = k.epilogue.scale.multiplier;
+          rq.shift = k.epilogue.scale.shift;
+          ops.push_back(rq);
+        } else {
+          Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols);
+          sum.src2 = buf(Buffer::Unified, b, type);
+          ops.push_back(sum);
+        }
+      }
+      ops.front().waits = {r.in_ready, r.out_free};
+      for (auto& in : ops) add(std::move(in));
+      if (ops.empty()) {
+        // relu / clip alone: the activation is the whole job.
+        Epilogue e2 = k.epilogue;
+        Instruction first = vpu(e2.activation == Epilogue::Activation::Relu ? Opcode::VpuRelu : Opcode::VpuMax,
+                                buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols);
+        if (e2.activation == Epilogue::Activation::Clip) first.imm = e2.clip_low;
+        first.waits = {r.in_ready, r.out_free};
+        if (e2.activation == Epilogue::Activation::Relu) {
+          first.signals = {r.in_free, r.out_ready};
+          add(first);
+        } else {
+          add(first);
+          Instruction hi = vpu(Opcode::VpuMin, buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols);
+          hi.imm = e2.clip_high;
+          hi.signals = {r.in_free, r.out_ready};
+          add(hi);
+        }
+      } else if (k.epilogue.activation != Epilogue::Activation::None) {
+        activation(k.epilogue, a, type, rows, cols, {r.in_free, r.out_ready});
+      } else {
+        program_.body.back().instruction.signals = {r.in_free, r.out_ready};
+      }
+      Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, a), tensor(k.output), c.coords, c.extent);
+      store.waits = {r.out_ready};
+      store.signals = {r.out_free};
+      pending.push_back(store);
+    }
+    for (auto& in : pending) add(std::move(in));
+  }
+
+  // Pooling: for each kernel tap the DMA loads the tapped input window for a chunk of
+  // channels x output rows (padding reads as the type's minimum for max pooling, 0 for
+  // average), and the VPU folds it into the result. Taps alternate between two buffers.
+  void emit_pool(const VectorKernel& k) {
+    const ConvGeometry& p = k.pool;
+    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
+    const DType type = x.dtype;
+    const int64_t e = dtype_size(type);
+    const bool max = k.kind == VectorKernel::Kind::MaxPool;
+    const bool two_d = p.kernel.size() == 2;
+    const int64_t out_w = p.out_size.back(), out_h = two_d ? p.out_size[0] : 1;
+    const DType acc_type = type == DType::Int8 ? DType::Int32 : DType::FP32;
+    // Per output element: the result and two taps (value type), plus a wide sum and temp.
+    const int64_t per_element = max ? 3 * e : 3 * e + 8;
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_element));
+    if (out_w > limit) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one output row ({} elements) does not fit the unified buffer",
+                                                    k.name, out_w));
+    }
+    const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
+    const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;
+    comment(fmt::format("{}: {} {} pooling on the vector unit, {} channel(s) x {} row(s) per chunk", k.name,
+                        fmt::join(p.kernel, "x"), max ? "max" : "average", channels_per_chunk, rows_per_chunk));
+    VectorRings r = vector_rings(limit * per_element, false);
+    const int tap_ready = token("tap_ready", Unit::Dma, Unit::Vpu), tap_free = token("tap_free", Unit::Vpu, Unit::Dma, 2);
+    std::vector<Instruction> pending;
+    const int xt = tensor(k.inputs[0]), yt = tensor(k.output);
+    const int64_t taps_h = two_d ? p.kernel[0] : 1;
+    int64_t tap_index = 0;
+    for (int64_t n = 0; n < p.batch; ++n) {
+      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
+        const int64_t ct = std::min(channels_per_chunk, p.in_channels - c0);
+        for (int64_t oh0 = 0; oh0 < out_h; oh0 += rows_per_chunk) {
+          const int64_t ht = std::min(rows_per_chunk, out_h - oh0);
+          const int64_t count = ct * ht * out_w, rows = ct * ht;
+          const int64_t slot = r.slots.take();
+          const int64_t result = slot, taps = slot + count * e, sum = taps + 2 * count * e, temp = sum + 4 * count;
+          for (int64_t kh = 0; kh < taps_h; ++kh) {
+            for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
+              const bool first = kh == 0 && kw == 0, last = kh + 1 == taps_h && kw + 1 == p.kernel.back();
+              const int64_t tap = taps + (tap_index++ % 2) * count * e;
+              const int64_t w = -p.pads_begin.back() + kw;
+              Instruction load;
+              if (two_d) {
+                const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh;
+                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, h, w}, {ct, ht, out_w},
+                           {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
+              } else {
+                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
+              }
+              if (max) load.imm = type == DType::Int8 ? -128.0 : -std::numeric_limits<double>::infinity();
+              load.waits = {tap_free};
+              load.signals = {tap_ready};
+              add(load);
+              if (first) {
+                for (auto& in : pending) add(std::move(in));
+                pending.clear();
+              }
+              // Fold the tap in; the first tap initializes the result (or the sum).
+              Instruction op;
+              if (max) {
+                op = vpu(first ? Opcode::VpuCopy : Opcode::VpuMax, buf(Buffer::Unified, result, type),
+                         buf(Buffer::Unified, first ? tap : result, type), rows, out_w);
+                if (!first) op.src2 = buf(Buffer::Unified, tap, type);
+                op.waits = {tap_ready};
+                if (first) op.waits.push_back(r.out_free);
+                op.signals = {tap_free};
+                add(op);
+              } else {
+                Instruction widen = vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : temp, acc_type),
+                                        buf(Buffer::Unified, tap, type), rows, out_w);
+                widen.waits = {tap_ready};
+                if (first) widen.waits.push_back(r.out_free);
+                widen.signals = {tap_free};
+                add(widen);
+                if (!first) {
+                  Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, acc_type), buf(Buffer::Unified, sum, acc_type), rows, out_w);
+                  acc.src2 = buf(Buffer::Unified, temp, acc_type);
+                  add(acc);
+                }
+              }
+              (void)last;
+            }
+          }
+          if (!max) {
+            if (type == DType::Int8) {
+              Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, result, DType::Int8), buf(Buffer::Unified, sum, DType::Int32), rows, out_w);
+              rq.multiplier = k.epilogue.scale.multiplier;
+              rq.shift = k.epilogue.scale.shift;
+              add(rq);
+            } else {
+              Instruction scale = vpu(Opcode::VpuMul, buf(Buffer::Unified, sum, DType::FP32), buf(Buffer::Unified, sum, DType::FP32), rows, out_w);
+              scale.imm = 1.0 / static_cast<double>(p.kernel_points());
+              add(scale);
+              add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, result, type), buf(Buffer::Unified, sum, DType::FP32), rows, out_w));
+            }
+          }
+          auto& tail = program_.body.back().instruction.signals;
+          tail.push_back(r.out_ready);
+          Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
+                                    : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
+          store.waits = {r.out_ready};
+          store.signals = {r.out_free};
+          pending.push_back(store);
+        }
+      }
+    }
+    for (auto& in : pending) add(std::move(in));
+  }
+
+  void emit_global_pool(const VectorKernel& k) {
+    const ConvGeometry& p = k.pool;
+    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
+    const DType type = x.dtype;
+    const int64_t e = dtype_size(type);
+    const int64_t spatial = p.kernel_points();
+    const DType acc_type = type == DType::Int8 ? DType::Int32 : DType::FP32;
+    const int64_t per_channel = spatial * (e + 4) + 4 + e;
+    const int64_t channels_per_chunk = std::min(p.in_channels, std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_channel)));
+    if (arch_.unified_buffer.bytes < 2 * per_channel) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one channel ({} positions) does not fit the unified buffer", k.name, spatial));
+    }
+    comment(fmt::format("{}: global average pooling on the vector unit, {} channel(s) per chunk", k.name, channels_per_chunk));
+    VectorRings r = vector_rings(channels_per_chunk * per_channel);
+    std::vector<Instruction> pending;
+    const int xt = tensor(k.inputs[0]), yt = tensor(k.output);
+    const size_t rank = x.shape.size();
+    for (int64_t n = 0; n < p.batch; ++n) {
+      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
+        const int64_t ct = std::min(channels_per_chunk, p.in_channels - c0);
+        const int64_t slot = r.slots.take();
+        const int64_t in = slot, wide = in + ct * spatial * e, sums = wide + ct * spatial * 4, result = sums + ct * 4;
+        std::vector<int64_t> coords(rank, 0), extent;
+        coords[0] = n;
+        coords[1] = c0;
+        extent.push_back(ct);
+        for (size_t d = 2; d < rank; ++d) extent.push_back(x.shape[d]);
+        Instruction load = dma(Opcode::DmaLoad, buf(Buffer::Unified, in), xt, coords, extent);
+        load.waits = {r.in_free};
+        load.signals = {r.in_ready};
+        add(load);
+        for (auto& i : pending) add(std::move(i));
+        pending.clear();
+        Instruction widen = vpu(Opcode::VpuCopy, buf(Buffer::Unified, wide, acc_type), buf(Buffer::Unified, in, type), ct, spatial);
+        widen.waits = {r.in_ready, r.out_free};
+        add(widen);
+        add(vpu(Opcode::VpuReduceSum, buf(Buffer::Unified, sums, acc_type), buf(Buffer::Unified, wide, acc_type), ct, spatial));
+        if (type == DType::Int8) {
+          Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, result, DType::Int8), buf(Buffer::Unified, sums, DType::Int32), 1, ct);
+          rq.multiplier = k.epilogue.scale.multiplier;
+          rq.shift = k.epilogue.scale.shift;
+          add(rq);
+        } else {
+          Instruction scale = vpu(Opcode::VpuMul, buf(Buffer::Unified, sums, DType::FP32), buf(Buffer::Unified, sums, DType::FP32), 1, ct);
+          scale.imm = 1.0 / static_cast<double>(spatial);
+          add(scale);
+          add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, result, type), buf(Buffer::Unified, sums, DType::FP32), 1, ct));
+        }
+        program_.body.back().instruction.signals = {r.in_free, r.out_ready};
+        const Value& y = g_.values[static_cast<size_t>(k.output)];
+        std::vector<int64_t> out_coords(y.shape.size(), 0);
+        out_coords[0] = n;
+        out_coords[1] = c0;
+        std::vector<std::vector<int64_t>> step(1, std::vector<int64_t>(y.shape.size(), 0));
+        step[0][1] = 1;
+        Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, out_coords, {ct}, step);
+        store.waits = {r.out_ready};
+        store.signals = {r.out_free};
+        pending.push_back(store);
+      }
+    }
+    for (auto& i : pending) add(std::move(i));
+  }
+
+  // A run of consecutive (row-major) elements of a tensor along one dim: one 1-D DMA.
+  struct Run {
+    std::vector<int64_t> coords;
+    int64_t length;
+    size_t dim;
+  };
+  // `length` elements of `shape` from flat index `flat`, as runs along the innermost dim
+  // longer than 1 (a [1, C, 1, 1] tensor runs along C).
+  static std::vector<Run> flat_runs(const std::vector<int64_t>& shape, int64_t flat, int64_t length) {
+    std::vector<Run> out;
+    const size_t rank = shape.size();
+    std::vector<int64_t> stride(rank, 1);
+    for (size_t d = rank - 1; d > 0; --d) stride[d - 1] = stride[d] * shape[d];
+    size_t dim = rank - 1;
+    while (dim > 0 && shape[dim] == 1) --dim;
+    while (length > 0) {
+      std::vector<int64_t> coords(rank);
+      int64_t f = flat;
+      for (size_t d = 0; d < rank; ++d) {
+        coords[d] = f / stride[d];
+        f %= stride[d];
+      }
+      const int64_t run = std::min(length, shape[dim] - coords[dim]);
+      out.push_back({coords, run, dim});
+      flat += run;
+      length -= run;
+    }
+    return out;
+  }
+
+  void emit_copy(const VectorKernel& k) {
+    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
+    const Value& y = g_.values[static_cast<size_t>(k.output)];
+    const int64_t e = dtype_size(x.dtype);
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * e));
+    comment(fmt::format("{}: reshape — copy through the unified buffer", k.name));
+    const int64_t total = x.element_count();
+    int64_t slot_index = 0;
+    for (int64_t f = 0; f < total; f += limit) {
+      const int64_t len = std::min(limit, total - f);
+      const int64_t slot = (slot_index++ % 2) * limit * e;
+      copy_runs(tensor(k.inputs[0]), x.shape, tensor(k.output), y.shape, f, f, len, slot, e);
+    }
+  }
+
+  // Moves `len` flat elements from tensor `src` (at flat `from`) to `dst` (at flat `to`)
+  // through ub[slot]: DMA only, so the in-order DMA queue orders it.
+  void copy_runs(int src, const std::vector<int64_t>& src_shape, int dst, const std::vector<int64_t>& dst_shape, int64_t from,
+                 int64_t to, int64_t len, int64_t slot, int64_t e) {
+    int64_t offset = 0;
+    for (const Run& run : flat_runs(src_shape, from, len)) {
+      std::vector<std::vector<int64_t>> step(1, std::vector<int64_t>(src_shape.size(), 0));
+      step[0][run.dim] = 1;
+      add(dma(Opcode::DmaLoad, buf(Buffer::Unified, slot + offset * e), src, run.coords, {run.length}, step));
+      offset += run.length;
+    }
+    offset = 0;
+    for (const Run& run : flat_runs(dst_shape, to, len)) {
+      std::vector<std::vector<int64_t>> step(1, std::vector<int64_t>(dst_shape.size(), 0));
+      step[0][run.dim] = 1;
+      add(dma(Opcode::DmaStore, buf(Buffer::Unified, slot + offset * e), dst, run.coords, {run.length}, step));
+      offset += run.length;
+    }
+  }
+
+  void emit_transpose(const VectorKernel& k) {
+    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
+    const Value& y = g_.values[static_cast<size_t>(k.output)];
+    const int64_t e = dtype_size(x.dtype);
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * e));
+    comment(fmt::format("{}: transpose [{}] — the DMA permutes the addresses", k.name, fmt::join(k.perm, ",")));
+    int64_t slot_index = 0;
+    for (const Chunk& c : chunks(y.shape, limit)) {
+      const int64_t slot = (slot_index++ % 2) * limit * e;
+      // Output dim d walks input dim perm[d].
+      const size_t rank = y.shape.size(), dims = c.extent.size();
+      std::vector<std::vector<int64_t>> steps;
+      for (size_t j = 0; j < dims; ++j) {
+        std::vector<int64_t> s(rank, 0);
+        s[static_cast<size_t>(k.perm[rank - dims + j])] = 1;
+        steps.push_back(s);
+      }
+      std::vector<int64_t> in_coords(rank, 0);
+      for (size_t d = 0; d < rank; ++d) in_coords[static_cast<size_t>(k.perm[d])] = c.coords[d];
+      add(dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(k.inputs[0]), in_coords, c.extent, steps));
+      add(dma(Opcode::DmaStore, buf(Buffer::Unified, slot), tensor(k.output), c.coords, c.extent));
+    }
+    (void)x;
+  }
+
+  void emit_concat(const VectorKernel& k) {
+    const Value& y = g_.values[static_cast<size_t>(k.output)];
+    const int64_t e = dtype_size(y.dtype);
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * e));
+    comment(fmt::format("{}: concat along dim {} — copies through the unified buffer", k.name, k.axis));
+    int64_t offset = 0, slot_index = 0;
+    for (int input : k.inputs) {
+      const Value& x = g_.values[static_cast<size_t>(input)];
+      for (const Chunk& c : chunks(x.shape, limit)) {
+        const int64_t slot = (slot_index++ % 2) * limit * e;
+        add(dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(input), c.coords, c.extent));
+        std::vector<int64_t> out = c.coords;
+        out[static_cast<size_t>(k.axis)] += offset;
+        add(dma(Opcode::DmaStore, buf(Buffer::Unified, slot), tensor(k.output), out, c.extent));
+      }
+      offset += x.shape[static_cast<size_t>(k.axis)];
+    }
+  }
+
+  // Depthwise convolution on the VPU: channels x output rows are the vector rows; for each
+  // kernel tap the DMA loads the tapped input window and that tap's weight for each row, and
+  // the VPU does sum += window * weight (weight broadcast along the row). Integer sums do not
+  // depend on order, so int8 results are exactly the reference's.
+  void emit(const DepthwiseKernel& k) {
+    label_ = k.name;
+    ++kernel_index_;
+    const ConvGeometry& p = k.conv;
+    const Value& x = g_.values[static_cast<size_t>(k.input)];
+    const DType type = x.dtype;
+    const DType out_type = g_.values[static_cast<size_t>(k.output)].dtype;
+    const int64_t e = dtype_size(type), e_out = dtype_size(out_type);
+    const DType wide = type == DType::Int8 ? DType::Int32 : DType::FP32;
+    const bool two_d = p.kernel.size() == 2;
+    const int64_t out_w = p.out_size.back(), out_h = two_d ? p.out_size[0] : 1;
+    // Per output element: two tap windows (value type), the wide window and the wide sum,
+    // the result; per row: two tap weights, their wide copy, the bias.
+    const int64_t per_element = 2 * e + 8 + e_out;
+    const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * (per_element + 16)));
+    if (out_w > limit) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one output row ({} elements) does not fit the unified buffer",
+                                                    k.name, out_w));
+    }
+    const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
+    const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;
+    comment(fmt::format("{}: depthwise {} convolution on the vector unit — {}", k.name, fmt::join(p.kernel, "x"), k.why));
+    VectorRings r = vector_rings(limit * (per_element + 16), false);
+    const int tap_ready = token("tap_ready", Unit::Dma, Unit::Vpu), tap_free = token("tap_free", Unit::Vpu, Unit::Dma, 2);
+    const int bias_ready = k.bias >= 0 ? token("bias_ready", Unit::Dma, Unit::Vpu) : -1;
+    const int bias_free = k.bias >= 0 ? token("bias_free", Unit::Vpu, Unit::Dma, 2) : -1;
+    std::vector<Instruction> pending;
+    const int xt = tensor(k.input), wt = tensor(k.weight), yt = tensor(k.output);
+    const int64_t taps_h = two_d ? p.kernel[0] : 1;
+    int64_t tap_index = 0;
+    for (int64_t n = 0; n < p.batch; ++n) {
+      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
+        const int64_t ct = std::min(channels_per_chunk, p.in_channels - c0);
+        for (int64_t oh0 = 0; oh0 < out_h; oh0 += rows_per_chunk) {
+          const int64_t ht = std::min(rows_per_chunk, out_h - oh0);
+          const int64_t count = ct * ht * out_w, rows = ct * ht;
+          const int64_t slot = r.slots.take();
+          // Slot layout.
+          const int64_t windows = slot, sum = windows + 2 * count * e, widened = sum + 4 * count,
+                        result = widened + 4 * count, weights = result + count * e_out, weights_wide = weights + 2 * rows * e,
+                        bias = weights_wide + 4 * rows;
+          for (int64_t kh = 0; kh < taps_h; ++kh) {
+            for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
+              const bool first = kh == 0 && kw == 0;
+              const int64_t which = tap_index++ % 2;
+              const int64_t window = windows + which * count * e, weight = weights + which * rows * e;
+              const int64_t w = -p.pads_begin.back() + kw * p.dilations.back();
+              Instruction load;
+              if (two_d) {
+                const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh * p.dilations[0];
+                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, h, w}, {ct, ht, out_w},
+                           {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
+                add([&] {
+                  Instruction in = load;
+                  in.waits = {tap_free};
+                  return in;
+                }());
+                // This tap's weight for every (channel, row): w[c, 0, kh, kw] repeated ht times.
+                Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kh, kw}, {ct, ht},
+                                     {{1, 0, 0, 0}, {0, 0, 0, 0}});
+                wl.signals = {tap_ready};
+                add(wl);
+              } else {
+                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
+                load.waits = {tap_free};
+                add(load);
+                Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kw}, {ct}, {{1, 0, 0}});
+                wl.signals = {tap_ready};
+                add(wl);
+              }
+              if (first) {
+                for (auto& in : pending) add(std::move(in));
+                pending.clear();
+              }
+              Instruction widen_w = vpu(Opcode::VpuCopy, buf(Buffer::Unified, weights_wide, wide), buf(Buffer::Unified, weight, type), 1, rows);
+              widen_w.waits = {tap_ready};
+              if (first) widen_w.waits.push_back(r.out_free);
+              add(widen_w);
+              add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : widened, wide), buf(Buffer::Unified, window, type), rows, out_w));
+              Instruction product = vpu(Opcode::VpuMul, buf(Buffer::Unified, first ? sum : widened, wide),
+                                        buf(Buffer::Unified, first ? sum : widened, wide), rows, out_w);
+              product.src2 = buf(Buffer::Unified, weights_wide, wide);
+              product.broadcast = true;
+              product.src2_stride = 4;
+              product.signals = {tap_free};
+              add(product);
+              if (!first) {
+                Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
+                acc.src2 = buf(Buffer::Unified, widened, wide);
+                add(acc);
+              }
+            }
+          }
+          if (k.bias >= 0) {
+            // The bias of each row's channel, then added along the row.
+            const int64_t bias_slot = bias;  // one per slot set: slot sets alternate
+            std::vector<std::vector<int64_t>> step = {{1}, {0}};
+            Instruction bl = dma(Opcode::DmaLoad, buf(Buffer::Unified, bias_slot), tensor(k.bias), {c0}, {ct, ht}, step);
+            bl.waits = {bias_free};
+            bl.signals = {bias_ready};
+            add(bl);
+            Instruction add_bias = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
+            add_bias.src2 = buf(Buffer::Unified, bias_slot, wide);
+            add_bias.broadcast = true;
+            add_bias.src2_stride = 4;
+            add_bias.waits = {bias_ready};
+            add_bias.signals = {bias_free};
+            add(add_bias);
+          }
+          Instruction convert = vpu(out_type == DType::Int8 ? Opcode::VpuRequantize : Opcode::VpuCopy,
+                                    buf(Buffer::Unified, result, out_type), buf(Buffer::Unified, sum, wide), rows, out_w);
+          if (out_type == DType::Int8) {
+            convert.multiplier = k.epilogue.scale.multiplier;
+            convert.shift = k.epilogue.scale.shift;
+          }
+          if (k.epilogue.activation == Epilogue::Activation::None) {
+            convert.signals = {r.out_ready};
+            add(convert);
+          } else {
+            add(convert);
+            activation(k.epilogue, result, out_type, rows, out_w, {r.out_ready});
+          }
+          Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
+                                    : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
+          store.waits = {r.out_ready};
+          store.signals = {r.out_free};
+          pending.push_back(store);
+        }
+      }
+    }
+    for (auto& in : pending) add(std::move(in));
+  }
+
+  const KernelModule& m_;
+  const Graph& g_;
+  const ArchConfig& arch_;
+  const int64_t e_;
+  Program program_;
+  std::vector<int> tensor_of_value_;
+  std::string label_;
+  int kernel_index_ = 0;
+};
+
+}  // namespace
+
+Program emit_program(const KernelModule& module, const ArchConfig& arch, std::vector<int>* tensor_of_value) {
+  Emitter emitter(module, arch);
+  Program program = emitter.run();
+  if (tensor_of_value) *tensor_of_value = emitter.tensor_of_value();
+  program.file = module.graph.file.empty() ? "compiled.tpu" : module.graph.file;
+  return program;
+}
+
+}  // namespace tpusim

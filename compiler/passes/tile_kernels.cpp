@@ -1,0 +1,124 @@
+// tile_kernels: fit every GEMM to the array and the buffers.
+//
+// Weight-stationary mapping: K -> array rows, N -> array columns, M streams through. The K
+// dimension of a convolution is (kh, kw, c) with c innermost; a tile of it (a "K box") is
+// chosen so one load_stationary fills as many rows as possible:
+//   C/groups >= rows        -> one kernel tap, `rows` channels at a time
+//   KW * C/groups <= rows   -> whole kernel rows: as many kh as fit, all kw, all channels
+//   otherwise               -> one kh, as many kw taps as fit, all channels
+// The M tile is the largest that lets two A slots and two output slots fit the unified
+// buffer and two accumulator slots fit the accumulators (double buffering: each tile uses at
+// most half), rounded down to whole output rows when it spans more than one.
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "compiler/passes/passes.h"
+
+namespace tpusim {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+KBox choose_k_box(const GemmKernel& k, int64_t rows) {
+  const int64_t channels = k.conv.in_channels / k.groups;
+  const int64_t kw = k.conv.kernel.back();
+  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
+  KBox box;
+  if (channels >= rows) {
+    box.c_tile = rows;
+  } else if (kw * channels <= rows) {
+    box.c_tile = channels;
+    box.kw_tile = kw;
+    box.kh_tile = std::min(kh, rows / (kw * channels));
+  } else {
+    box.c_tile = channels;
+    box.kw_tile = std::min(kw, rows / channels);
+  }
+  return box;
+}
+
+void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
+  if (arch.mxu.dataflow != Dataflow::WeightStationary) {
+    throw Error({graph.file, 0, 0, ""},
+                fmt::format("the compiler emits weight-stationary programs, but arch '{}' is {}; use a ws "
+                            "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
+                            arch.name, dataflow_name(arch.mxu.dataflow)));
+  }
+  const int64_t rows = arch.mxu.rows, cols = arch.mxu.cols;
+  const int64_t e = dtype_size(arch.mxu.operand_type);
+  const int64_t e_out = dtype_size(graph.values.at(static_cast<size_t>(k.output)).dtype);
+  GemmTiling& t = k.tiling;
+  t.k_box = choose_k_box(k, rows);
+  const int64_t channels = k.conv.in_channels / k.groups;
+  const int64_t kw = k.conv.kernel.back();
+  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
+  t.k_tiles = ceil_div(kh, t.k_box.kh_tile) * ceil_div(kw, t.k_box.kw_tile) * ceil_div(channels, t.k_box.c_tile);
+  t.n_tile = std::min(k.N, cols);
+  t.n_tiles = ceil_div(k.N, t.n_tile);
+  const int64_t kb = t.k_box.size();
+  t.b_slot_bytes = kb * t.n_tile * e;
+
+  // Weights: keep every k-tile of an n-tile in wb when they fit (reused by every M tile),
+  // else stream them through two slots (one when wb holds a single tile).
+  const int64_t wb = arch.weight_buffer.bytes;
+  t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
+  t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
+  if (t.b_slots < 1) {
+    throw Error({graph.file, 0, 0, ""},
+                fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
+                            "buffer; give the machine a larger weight_buffer", k.name, kb, t.n_tile, e, wb));
+  }
+
+  // The M tile: two A slots + two output slots in ub, two accumulator slots in acc.
+  const int64_t per_row_ub = 2 * kb * e + 2 * t.n_tile * e_out;
+  const int64_t per_row_acc = 2 * t.n_tile * 4;
+  int64_t m = std::min({k.M, arch.unified_buffer.bytes / per_row_ub, arch.accumulator.bytes / per_row_acc});
+  if (m < 1) {
+    throw Error({graph.file, 0, 0, ""},
+                fmt::format("op '{}' cannot be tiled for '{}': even one output pixel needs {} bytes of unified "
+                            "buffer (two {}-element input rows and two {}-channel output rows) and {} bytes of "
+                            "accumulators, but the machine has {} and {}; use a machine with larger buffers",
+                            k.name, arch.name, per_row_ub, kb, t.n_tile, per_row_acc, arch.unified_buffer.bytes,
+                            arch.accumulator.bytes));
+  }
+  const int64_t row = k.conv.out_size.back();  // output pixels per output row
+  if (k.op == OpKind::Conv && m > row && m < k.M) m = m / row * row;
+  t.m_tile = m;
+  t.m_tiles = ceil_div(k.M, m);
+  t.a_slot_bytes = m * kb * e;
+  t.out_slot_bytes = m * t.n_tile * e_out;
+  t.acc_slot_bytes = m * t.n_tile * 4;
+  t.chosen = true;
+  const std::string earlier = t.why.empty() ? "" : t.why + "; ";
+  t.why = earlier + fmt::format(
+      "K box {}x{}x{} = {} of {} array rows; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes "
+      "double-buffered); weights {}",
+      t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile, kb, rows, t.n_tile, cols, t.m_tile,
+      2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
+      t.weights_resident ? fmt::format("resident ({} k-tiles reused by {} M tiles)", t.k_tiles, t.m_tiles)
+                         : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
+}
+
+// Vector kernels work on chunks; `block` is the number of elements of one chunk's largest
+// buffer (chosen by the emitter from the remaining unified buffer).
+void tile_vector(VectorKernel& k, const ArchConfig& arch) {
+  // Two slot sets of up to five int32-sized staging areas fit in the unified buffer.
+  k.block = std::max<int64_t>(1, arch.unified_buffer.bytes / (2 * 11 * 4));
+}
+
+}  // namespace
+
+void tile_kernels(KernelModule& module, const ArchConfig& arch) {
+  for (auto& kernel : module.kernels) {
+    if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph);
+    if (auto* vec = std::get_if<VectorKernel>(&kernel)) tile_vector(*vec, arch);
+    if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) {
+      dw->channel_tile = std::max<int64_t>(1, std::min<int64_t>(dw->conv.in_channels, arch.vpu.lanes));
+      dw->row_tile = 1;
+    }
+  }
+}
+
+}  // namespace tpusim

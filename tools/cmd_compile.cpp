@@ -1,0 +1,72 @@
+// `tpusim compile MODEL --arch A -o prog.tpu`: run the compiler, write or print a stage.
+#include <fstream>
+#include <iostream>
+
+#include "compiler/pipeline.h"
+#include "tools/commands.h"
+
+namespace tpusim::cli {
+
+void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
+  cmd->add_option("--im2col", flags.im2col, "implicit: the DMA walks im2col address patterns (default); "
+                                            "materialize: write im2col matrices to DRAM first (teaching)")
+      ->check(CLI::IsMember({"implicit", "materialize"}));
+  cmd->add_option("--depthwise", flags.depthwise, "auto (the faster unit, default), mxu or vpu")
+      ->check(CLI::IsMember({"auto", "mxu", "vpu"}));
+  cmd->add_option("--print-after", flags.print_after, "Print the IR after this pass (repeatable)")->allow_extra_args(false);
+  cmd->add_flag("--time-passes", flags.time_passes, "Print how long each pass took");
+}
+
+CompileOptions compile_options(const CompilerFlags& flags) {
+  CompileOptions options;
+  options.lowering.im2col = flags.im2col == "materialize" ? Im2colMode::Materialize : Im2colMode::Implicit;
+  options.lowering.depthwise = flags.depthwise;
+  options.print_after = flags.print_after;
+  options.time_passes = flags.time_passes;
+  return options;
+}
+
+namespace {
+
+struct Options {
+  std::string model, arch, output, emit = "program";
+  std::vector<std::string> overrides;
+  CompilerFlags flags;
+};
+
+void compile(const Options& o) {
+  ArchConfig arch = load_arch(o.arch, o.overrides);
+  CompileResult result = compile_graph(load_model(o.model), arch, compile_options(o.flags));
+  std::cerr << result.log;
+  std::string text;
+  if (o.emit == "graph") text = print_graph(result.graph);
+  if (o.emit == "lowered") {
+    text = print_kernels(unroll_to_kernels(result.graph, compile_options(o.flags).lowering), false);
+  }
+  if (o.emit == "tiled") text = print_kernels(result.kernels, true);
+  if (o.emit == "program") text = print_program(result.program);
+  if (o.output.empty() || o.output == "-") {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(o.output, std::ios::binary);
+  out << text;
+  if (!out) throw Error({o.output, 0, 0, ""}, "cannot write the output file (check that the directory exists)");
+}
+
+}  // namespace
+
+void register_compile_command(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand("compile", "Compile a model (.yaml or .graph) to a program for a machine");
+  cmd->add_option("model", o->model, "Model description (*.yaml) or graph (*.graph)")->required();
+  cmd->add_option("--arch", o->arch, "Target: preset name or YAML file")->required();
+  cmd->add_option("--set", o->overrides, "Override an arch field, e.g. --set mxu.rows=64")->allow_extra_args(false);
+  cmd->add_option("-o,--output", o->output, "Write here instead of standard output");
+  cmd->add_option("--emit", o->emit, "What to write: graph, lowered, tiled or program (default)")
+      ->check(CLI::IsMember({"graph", "lowered", "tiled", "program"}));
+  add_compiler_flags(cmd, o->flags);
+  cmd->callback([o] { compile(*o); });
+}
+
+}  // namespace tpusim::cli
