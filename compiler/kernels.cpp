@@ -6,6 +6,15 @@
 
 namespace tpusim {
 
+std::string_view im2col_mode_name(Im2colMode m) {
+  switch (m) {
+    case Im2colMode::Buffer: return "buffer";
+    case Im2colMode::Dma: return "dma";
+    case Im2colMode::Materialize: return "materialize";
+  }
+  return "?";
+}
+
 std::string kernel_name(const Kernel& k) {
   return std::visit([](const auto& x) { return x.name; }, k);
 }
@@ -50,7 +59,7 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
       out += fmt::format("gemm {} ({}): M={} K={} N={}{} A={} B={} bias={} -> {} epilogue={} im2col={}\n", k->name,
                          op_info(k->op).name, k->M, k->K, k->N, k->groups > 1 ? fmt::format(" groups={}", k->groups) : "",
                          name(k->input), name(k->weight), name(k->bias), name(k->output), epilogue_text(k->epilogue),
-                         k->im2col == Im2colMode::Implicit ? "implicit" : "materialize");
+                         im2col_mode_name(k->im2col));
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
         out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} boxes of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,

@@ -17,9 +17,14 @@
 namespace tpusim {
 
 enum class Im2colMode : uint8_t {
-  Implicit,     // the DMA walks the input with im2col address patterns (default)
+  Buffer,       // default: the input window is loaded into the unified buffer once, and the
+                // MXU reads it with an im2col address pattern (one matmul per output row and
+                // kernel tap, TPUv1 style)
+  Dma,          // the DMA walks the input in DRAM with im2col address patterns (re-reading
+                // each input element once per kernel tap, but filling more array rows)
   Materialize,  // im2col matrices are written to DRAM first, then read as plain matrices
 };
+std::string_view im2col_mode_name(Im2colMode m);  // "buffer", "dma", "materialize"
 
 // What happens to accumulators (or vector results) on their way out.
 struct Epilogue {
@@ -47,6 +52,9 @@ struct GemmTiling {
   // Buffer use of one tile set, bytes (filled by the tiling pass, placed by allocation).
   int64_t a_slot_bytes = 0, b_slot_bytes = 0, acc_slot_bytes = 0, out_slot_bytes = 0;
   int64_t b_slots = 2;  // ring slots (or k_tiles when resident)
+  // Buffer-mode im2col: a tile is `tile_rows` whole output rows, or one run of `tile_cols`
+  // pixels of a row; its input window (rows x padded width x channels) sits in ub.
+  int64_t tile_rows = 1, tile_cols = 0, window_rows = 0, window_cols = 0;
 };
 
 // C[M, N] = A[M, K] . B[K, N] (+ bias) for each group; A is the input seen through im2col.
@@ -57,7 +65,7 @@ struct GemmKernel {
   ConvGeometry conv;  // Linear: batch = rows, in_channels = K, kernel/out size 1
   int64_t groups = 1, M = 0, K = 0, N = 0;  // per group
   Epilogue epilogue;
-  Im2colMode im2col = Im2colMode::Implicit;
+  Im2colMode im2col = Im2colMode::Buffer;
   GemmTiling tiling;
 };
 

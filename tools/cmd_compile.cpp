@@ -8,9 +8,10 @@
 namespace tpusim::cli {
 
 void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
-  cmd->add_option("--im2col", flags.im2col, "implicit: the DMA walks im2col address patterns (default); "
-                                            "materialize: write im2col matrices to DRAM first (teaching)")
-      ->check(CLI::IsMember({"implicit", "materialize"}));
+  cmd->add_option("--im2col", flags.im2col,
+                  "buffer: load each input window once, the MXU walks it (default); dma: the DMA walks the input "
+                  "in DRAM per kernel tap; materialize: write im2col matrices to DRAM first (teaching)")
+      ->check(CLI::IsMember({"buffer", "dma", "materialize"}));
   cmd->add_option("--depthwise", flags.depthwise, "auto (the faster unit, default), mxu or vpu")
       ->check(CLI::IsMember({"auto", "mxu", "vpu"}));
   cmd->add_option("--print-after", flags.print_after, "Print the IR after this pass (repeatable)")->allow_extra_args(false);
@@ -19,7 +20,9 @@ void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
 
 CompileOptions compile_options(const CompilerFlags& flags) {
   CompileOptions options;
-  options.lowering.im2col = flags.im2col == "materialize" ? Im2colMode::Materialize : Im2colMode::Implicit;
+  options.lowering.im2col = flags.im2col == "materialize" ? Im2colMode::Materialize
+                            : flags.im2col == "dma"       ? Im2colMode::Dma
+                                                          : Im2colMode::Buffer;
   options.lowering.depthwise = flags.depthwise;
   options.print_after = flags.print_after;
   options.time_passes = flags.time_passes;

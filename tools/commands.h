@@ -14,7 +14,7 @@ void register_compile_command(CLI::App& app);
 
 // Compiler flags shared by `compile` and `run` (for models).
 struct CompilerFlags {
-  std::string im2col = "implicit";
+  std::string im2col = "buffer";
   std::string depthwise = "auto";
   std::vector<std::string> print_after;
   bool time_passes = false;

@@ -212,6 +212,75 @@ class Emitter {
     return out;
   }
 
+  // One M tile of a GEMM: output pixels [m0, m0 + count) in (batch, row, col) order; in
+  // buffer-mode im2col also the rectangle they form (rows x cols starting at row, col).
+  struct MTile {
+    int64_t m0 = 0, count = 0;
+    int64_t batch = 0, row = 0, rows = 1, col = 0, cols = 0;
+  };
+  std::vector<MTile> m_tiles(const GemmKernel& k) const {
+    const GemmTiling& t = k.tiling;
+    std::vector<MTile> tiles;
+    if (k.op == OpKind::Conv && k.im2col == Im2colMode::Buffer) {
+      const int64_t out_h = k.conv.out_size.size() == 2 ? k.conv.out_size[0] : 1, out_w = k.conv.out_size.back();
+      for (int64_t b = 0; b < k.conv.batch; ++b) {
+        for (int64_t r = 0; r < out_h; r += t.tile_rows) {
+          for (int64_t c = 0; c < out_w; c += t.tile_cols) {
+            MTile tile;
+            tile.batch = b;
+            tile.row = r;
+            tile.rows = std::min(t.tile_rows, out_h - r);
+            tile.col = c;
+            tile.cols = std::min(t.tile_cols, out_w - c);
+            tile.m0 = (b * out_h + r) * out_w + c;
+            tile.count = tile.rows * tile.cols;
+            tiles.push_back(tile);
+          }
+        }
+      }
+      return tiles;
+    }
+    for (int64_t m0 = 0; m0 < k.M; m0 += t.m_tile) tiles.push_back({m0, std::min(t.m_tile, k.M - m0)});
+    return tiles;
+  }
+
+  // `rows` matmuls, one per output row of a buffer-mode tile, each `row_src` bytes further in
+  // the window and `row_dst` further in the accumulators. The first carries `first.waits`,
+  // the last `last_signals`; the rows between run as one `repeat`.
+  void matmul_rows(Instruction first, int64_t rows, int64_t row_src, int64_t row_dst, std::vector<int> last_signals) {
+    if (rows == 1) {
+      first.signals.insert(first.signals.end(), last_signals.begin(), last_signals.end());
+      add(first);
+      return;
+    }
+    first.label = label_;
+    Instruction row = first;
+    row.waits.clear();
+    row.signals.clear();
+    add(first);
+    if (rows > 2) {
+      Node loop;
+      loop.kind = Node::Kind::Repeat;
+      loop.loop_variable.push_back('r');  // (assigning a literal trips a GCC 12 -Wrestrict false positive)
+      loop.loop_count = rows - 2;
+      Instruction body = row;
+      body.src.address = Affine(first.src.address.constant + row_src);
+      body.src.address.terms = {{0, row_src}};
+      body.dst.address = Affine(first.dst.address.constant + row_dst);
+      body.dst.address.terms = {{0, row_dst}};
+      Node node;
+      node.kind = Node::Kind::Instruction;
+      node.instruction = body;
+      loop.body.push_back(node);
+      program_.body.push_back(std::move(loop));
+    }
+    Instruction last = row;
+    last.src.address = Affine(first.src.address.constant + (rows - 1) * row_src);
+    last.dst.address = Affine(first.dst.address.constant + (rows - 1) * row_dst);
+    last.signals = std::move(last_signals);
+    add(last);
+  }
+
   void emit(const GemmKernel& k) {
     const GemmTiling& t = k.tiling;
     TPUSIM_CHECK(t.chosen, "GEMM kernel emitted before tiling");
@@ -222,12 +291,15 @@ class Emitter {
     const int64_t e_out = dtype_size(out_type);
     const bool conv2d = k.op == OpKind::Conv && k.conv.kernel.size() == 2;
     const bool conv1d = k.op == OpKind::Conv && k.conv.kernel.size() == 1;
+    const bool window_mode = k.op == OpKind::Conv && k.im2col == Im2colMode::Buffer;
     const int64_t channels = k.conv.in_channels / k.groups;
     const int64_t kh_total = conv2d ? k.conv.kernel[0] : 1, kw_total = k.op == OpKind::Conv ? k.conv.kernel.back() : 1;
+    const int64_t sh = conv2d ? k.conv.strides[0] : 1, dh = conv2d ? k.conv.dilations[0] : 1;
+    const int64_t sw = k.conv.strides.back(), dw = k.conv.dilations.back();
     comment(fmt::format("{}: GEMM M={} K={} N={}{} — {}", k.name, k.M, k.K, k.N,
                         k.groups > 1 ? fmt::format(" x {} groups", k.groups) : "", t.why));
 
-    // Buffer plan: ub = [A slots][out slots], wb = B slots, acc = 2 slots.
+    // Buffer plan: ub = [A slots (windows or im2col rows)][out slots], wb = B slots, acc = 2 slots.
     Ring a{0, t.a_slot_bytes, 2}, out{2 * t.a_slot_bytes, t.out_slot_bytes, 2}, acc{0, t.acc_slot_bytes, 2};
     Ring b{0, t.b_slot_bytes, t.b_slots};
 
@@ -264,6 +336,8 @@ class Emitter {
         }
       }
     }
+    const std::vector<MTile> tiles = m_tiles(k);
+    const int64_t window_pitch = t.window_cols * channels * e_;  // bytes per window row (buffer mode)
 
     const int x_tensor = tensor(k.input), w_tensor = tensor(k.weight), y_tensor = tensor(k.output);
     for (int64_t group = 0; group < k.groups; ++group) {
@@ -271,9 +345,10 @@ class Emitter {
         const int64_t nt = std::min(t.n_tile, k.N - n0);
         const int64_t oc0 = group * k.N + n0;
         std::vector<int64_t> resident_slot(boxes.size(), -1);
-        for (int64_t m0 = 0; m0 < k.M; m0 += t.m_tile) {
-          const int64_t mt = std::min(t.m_tile, k.M - m0);
-          const bool first_m = m0 == 0, last_m = m0 + t.m_tile >= k.M;
+        for (size_t ti = 0; ti < tiles.size(); ++ti) {
+          const MTile& tile = tiles[ti];
+          const int64_t m0 = tile.m0, mt = tile.count;
+          const bool first_m = ti == 0, last_m = ti + 1 == tiles.size();
           const int64_t acc_slot = acc.take();
           if (bias) {
             Instruction in = dma(Opcode::DmaLoad, buf(Buffer::Accumulator, acc_slot), tensor(k.bias), {oc0}, {mt, nt}, {{0}, {1}},
@@ -282,39 +357,61 @@ class Emitter {
             in.signals = {bias_ready};
             add(in);
           }
+          // Buffer mode: the tile's input window, once for every K box.
+          int64_t window = -1;
+          if (window_mode) {
+            window = a.take();
+            const int64_t c = group * channels;
+            const int64_t w0 = tile.col * sw - k.conv.pads_begin.back();
+            const int64_t wc = (tile.cols - 1) * sw + (kw_total - 1) * dw + 1;
+            Instruction in;
+            if (conv2d) {
+              const int64_t h0 = tile.row * sh - k.conv.pads_begin[0];
+              const int64_t hr = (tile.rows - 1) * sh + (kh_total - 1) * dh + 1;
+              in = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), x_tensor, {tile.batch, c, h0, w0}, {hr, wc, channels},
+                       {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}}, {window_pitch, channels * e_, e_});
+            } else {
+              in = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), x_tensor, {tile.batch, c, w0}, {wc, channels},
+                       {{0, 0, 1}, {0, 1, 0}}, {channels * e_, e_});
+            }
+            in.waits = {a_free};
+            in.signals = {a_ready};
+            add(in);
+          }
           for (size_t j = 0; j < boxes.size(); ++j) {
             const Box& box = boxes[j];
             const int64_t kb = box.size();
             const bool last_k = j + 1 == boxes.size();
-            // A: the im2col rows of this tile for this K box.
-            const int64_t a_slot = a.take();
-            std::vector<Instruction> loads;
-            if (im2col_tensor >= 0) {
-              loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), im2col_tensor,
-                                  {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
-            } else if (k.op == OpKind::Linear) {
-              loads = linear_rows(k, x_tensor, m0, mt, box.c0, box.c, a_slot);
-            } else {
-              for (const Segment& s : segments(k, m0, mt)) {
-                const int64_t c = group * channels + box.c0;
-                const int64_t dst = a_slot + s.offset * kb * e_;
-                const int64_t w = s.col * k.conv.strides.back() - k.conv.pads_begin.back() + box.kw0 * k.conv.dilations.back();
-                if (conv2d) {
-                  const int64_t h = s.row * k.conv.strides[0] - k.conv.pads_begin[0] + box.kh0 * k.conv.dilations[0];
-                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, h, w},
-                                      {s.length, box.kh, box.kw, box.c},
-                                      {{0, 0, 0, k.conv.strides[1]}, {0, 0, k.conv.dilations[0], 0}, {0, 0, 0, k.conv.dilations[1]}, {0, 1, 0, 0}},
-                                      {kb * e_, box.kw * box.c * e_, box.c * e_, e_}));
-                } else if (conv1d) {
-                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, w}, {s.length, box.kw, box.c},
-                                      {{0, 0, k.conv.strides[0]}, {0, 0, k.conv.dilations[0]}, {0, 1, 0}},
-                                      {kb * e_, box.c * e_, e_}));
+            // A (DMA modes): the im2col rows of this tile for this K box.
+            int64_t a_slot = -1;
+            if (!window_mode) {
+              a_slot = a.take();
+              std::vector<Instruction> loads;
+              if (im2col_tensor >= 0) {
+                loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), im2col_tensor,
+                                    {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
+              } else if (k.op == OpKind::Linear) {
+                loads = linear_rows(k, x_tensor, m0, mt, box.c0, box.c, a_slot);
+              } else {
+                for (const Segment& s : segments(k, m0, mt)) {
+                  const int64_t c = group * channels + box.c0;
+                  const int64_t dst = a_slot + s.offset * kb * e_;
+                  const int64_t w = s.col * sw - k.conv.pads_begin.back() + box.kw0 * dw;
+                  if (conv2d) {
+                    const int64_t h = s.row * sh - k.conv.pads_begin[0] + box.kh0 * dh;
+                    loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, h, w},
+                                        {s.length, box.kh, box.kw, box.c}, {{0, 0, 0, sw}, {0, 0, dh, 0}, {0, 0, 0, dw}, {0, 1, 0, 0}},
+                                        {kb * e_, box.kw * box.c * e_, box.c * e_, e_}));
+                  } else if (conv1d) {
+                    loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, w}, {s.length, box.kw, box.c},
+                                        {{0, 0, sw}, {0, 0, dw}, {0, 1, 0}}, {kb * e_, box.c * e_, e_}));
+                  }
                 }
               }
+              loads.front().waits = {a_free};
+              loads.back().signals = {a_ready};
+              for (auto& in : loads) add(std::move(in));
             }
-            loads.front().waits = {a_free};
-            loads.back().signals = {a_ready};
-            for (auto& in : loads) add(std::move(in));
             // B: this K box of the weights, as a kb x nt matrix.
             int64_t b_slot;
             const bool load_b = !t.weights_resident || first_m;
@@ -349,17 +446,30 @@ class Emitter {
             add(ls);
             Instruction mm;
             mm.opcode = Opcode::MxuMatmul;
-            mm.src = buf(Buffer::Unified, a_slot);
-            mm.src_stride = kb * e_;
-            mm.count = mt;
             mm.dst = buf(Buffer::Accumulator, acc_slot);
             mm.dst_stride = nt * 4;
             mm.accumulate = bias || j > 0;
-            mm.waits = {a_ready};
-            if (j == 0) mm.waits.push_back(bias ? bias_ready : acc_free);
-            mm.signals = {a_free};
-            if (last_k) mm.signals.push_back(acc_ready);
-            add(mm);
+            if (j == 0) {
+              mm.waits = {a_ready, bias ? bias_ready : acc_free};
+            } else if (!window_mode) {
+              mm.waits = {a_ready};
+            }
+            std::vector<int> done;
+            if (!window_mode || last_k) done.push_back(a_free);
+            if (last_k) done.push_back(acc_ready);
+            if (window_mode) {
+              // One matmul per output row: the box's vectors, one pixel (sw columns) apart.
+              mm.src = buf(Buffer::Unified, window + box.kh0 * dh * window_pitch + box.kw0 * dw * channels * e_ + box.c0 * e_);
+              mm.src_stride = sw * channels * e_;
+              mm.count = tile.cols;
+              matmul_rows(mm, tile.rows, sh * window_pitch, tile.cols * nt * 4, done);
+            } else {
+              mm.src = buf(Buffer::Unified, a_slot);
+              mm.src_stride = kb * e_;
+              mm.count = mt;
+              mm.signals = done;
+              add(mm);
+            }
           }
           // Epilogue: accumulators -> output slot, then the activation.
           const int64_t out_slot = out.take();
@@ -371,19 +481,22 @@ class Emitter {
             convert.shift = k.epilogue.scale.shift;
           }
           convert.waits = {acc_ready, out_free};
-          std::vector<int> done = {acc_free, out_ready};
           if (k.epilogue.activation == Epilogue::Activation::None) {
-            convert.signals = done;
+            convert.signals = {acc_free, out_ready};
             add(convert);
           } else {
             convert.signals = {acc_free};
             add(convert);
             activation(k.epilogue, out_slot, out_type, mt, nt, {out_ready});
           }
-          // Store (deferred): rows of pixels x nt channels into the NC(H)W output.
+          // Store (deferred): pixels x nt channels into the NC(H)W output.
           std::vector<Instruction> stores;
           if (k.op == OpKind::Linear) {
             stores = linear_store(k, y_tensor, m0, mt, oc0, nt, out_slot, e_out);
+          } else if (window_mode && conv2d) {
+            stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor, {tile.batch, oc0, tile.row, tile.col},
+                                 {tile.rows, tile.cols, nt}, {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}},
+                                 {tile.cols * nt * e_out, nt * e_out, e_out}));
           } else {
             for (const Segment& s : segments(k, m0, mt)) {
               const int64_t src = out_slot + s.offset * nt * e_out;

@@ -10,7 +10,7 @@
 namespace tpusim {
 
 struct LoweringOptions {
-  Im2colMode im2col = Im2colMode::Implicit;
+  Im2colMode im2col = Im2colMode::Buffer;
   // "auto" picks the faster unit per depthwise convolution; "mxu" / "vpu" force one.
   std::string depthwise = "auto";
 };

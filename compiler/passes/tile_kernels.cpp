@@ -39,6 +39,79 @@ KBox choose_k_box(const GemmKernel& k, int64_t rows) {
   return box;
 }
 
+// The model's element type must be what the matrix unit multiplies, and a bias is added in
+// the accumulators, so it has the accumulator type.
+void check_types(const Graph& graph, const std::string& name, int input_value, int bias_value, const ArchConfig& arch) {
+  const Value& input = graph.values.at(static_cast<size_t>(input_value));
+  if (input.dtype != arch.mxu.operand_type) {
+    throw Error(input.location.line > 0 ? input.location : SourceLocation{graph.file, 0, 0, ""},
+                fmt::format("op '{}' multiplies {} values but the matrix unit of '{}' multiplies {}; use a model of "
+                            "type {} (or a machine with operand_type: {})", name, dtype_name(input.dtype), arch.name,
+                            dtype_name(arch.mxu.operand_type), dtype_name(arch.mxu.operand_type), dtype_name(input.dtype)));
+  }
+  if (bias_value >= 0) {
+    const Value& bias = graph.values.at(static_cast<size_t>(bias_value));
+    const DType wanted = accumulator_type(arch.mxu.operand_type);
+    if (bias.dtype != wanted) {
+      throw Error(bias.location.line > 0 ? bias.location : SourceLocation{graph.file, 0, 0, ""},
+                  fmt::format("op '{}': its bias '{}' is {} but is added in the accumulators, which hold {}; give the "
+                              "bias as {}", name, bias.name, dtype_name(bias.dtype), dtype_name(wanted), dtype_name(wanted)));
+    }
+  }
+}
+
+// Buffer-mode K boxes: the MXU reads a vector of the box from one place of the input window
+// (HWC layout), so a box is one kernel row: `rows` channels of one tap, or (without
+// dilation) a run of whole taps along kw with all channels, which lie next to each other.
+KBox choose_buffer_box(const GemmKernel& k, int64_t rows) {
+  const int64_t channels = k.conv.in_channels / k.groups;
+  const int64_t kw = k.conv.kernel.back();
+  KBox box;
+  if (channels >= rows) {
+    box.c_tile = rows;
+  } else {
+    box.c_tile = channels;
+    if (k.conv.dilations.back() == 1) box.kw_tile = std::min(kw, rows / channels);
+  }
+  return box;
+}
+
+// Buffer-mode M tiles: whole output rows (as many as fit), else a run of one row. Returns
+// false when not even one output pixel's window fits.
+bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out) {
+  GemmTiling& t = k.tiling;
+  const ConvGeometry& c = k.conv;
+  const bool two_d = c.kernel.size() == 2;
+  const int64_t channels = c.in_channels / k.groups;
+  const int64_t out_h = two_d ? c.out_size[0] : 1, out_w = c.out_size.back();
+  const int64_t kh = two_d ? c.kernel[0] : 1, sh = two_d ? c.strides[0] : 1, dh = two_d ? c.dilations[0] : 1;
+  auto window_rows = [&](int64_t rows) { return (rows - 1) * sh + (kh - 1) * dh + 1; };
+  auto window_cols = [&](int64_t cols) { return (cols - 1) * c.strides.back() + (c.kernel.back() - 1) * c.dilations.back() + 1; };
+  auto fits = [&](int64_t rows, int64_t cols) {
+    const int64_t window = window_rows(rows) * window_cols(cols) * channels * e;
+    return 2 * window + 2 * rows * cols * t.n_tile * e_out <= arch.unified_buffer.bytes &&
+           2 * rows * cols * t.n_tile * 4 <= arch.accumulator.bytes;
+  };
+  int64_t rows = 1, cols = out_w;
+  if (fits(1, out_w)) {
+    while (rows < out_h && fits(rows + 1, out_w)) ++rows;
+  } else {
+    while (cols > 1 && !fits(1, cols)) cols = cols / 2;
+    if (!fits(1, cols)) return false;
+    while (cols < out_w && fits(1, cols + 1)) ++cols;
+  }
+  t.tile_rows = rows;
+  t.tile_cols = cols;
+  t.window_rows = window_rows(rows);
+  t.window_cols = window_cols(cols);
+  t.m_tile = rows * cols;
+  t.m_tiles = c.batch * ceil_div(out_h, rows) * ceil_div(out_w, cols);
+  t.a_slot_bytes = t.window_rows * t.window_cols * channels * e;
+  t.out_slot_bytes = t.m_tile * t.n_tile * e_out;
+  t.acc_slot_bytes = t.m_tile * t.n_tile * 4;
+  return true;
+}
+
 void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   if (arch.mxu.dataflow != Dataflow::WeightStationary) {
     throw Error({graph.file, 0, 0, ""},
@@ -46,31 +119,54 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
                             "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
                             arch.name, dataflow_name(arch.mxu.dataflow)));
   }
+  check_types(graph, k.name, k.input, k.bias, arch);
   const int64_t rows = arch.mxu.rows, cols = arch.mxu.cols;
   const int64_t e = dtype_size(arch.mxu.operand_type);
   const int64_t e_out = dtype_size(graph.values.at(static_cast<size_t>(k.output)).dtype);
   GemmTiling& t = k.tiling;
-  t.k_box = choose_k_box(k, rows);
   const int64_t channels = k.conv.in_channels / k.groups;
   const int64_t kw = k.conv.kernel.back();
   const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
-  t.k_tiles = ceil_div(kh, t.k_box.kh_tile) * ceil_div(kw, t.k_box.kw_tile) * ceil_div(channels, t.k_box.c_tile);
   t.n_tile = std::min(k.N, cols);
   t.n_tiles = ceil_div(k.N, t.n_tile);
-  const int64_t kb = t.k_box.size();
-  t.b_slot_bytes = kb * t.n_tile * e;
+  const std::string earlier = t.why.empty() ? "" : t.why + "; ";
+  std::string fallback;
 
   // Weights: keep every k-tile of an n-tile in wb when they fit (reused by every M tile),
   // else stream them through two slots (one when wb holds a single tile).
   const int64_t wb = arch.weight_buffer.bytes;
-  t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
-  t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
-  if (t.b_slots < 1) {
-    throw Error({graph.file, 0, 0, ""},
-                fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
-                            "buffer; give the machine a larger weight_buffer", k.name, kb, t.n_tile, e, wb));
+  auto plan_weights = [&](KBox box) {
+    t.k_box = box;
+    t.k_tiles = ceil_div(kh, box.kh_tile) * ceil_div(kw, box.kw_tile) * ceil_div(channels, box.c_tile);
+    t.b_slot_bytes = box.size() * t.n_tile * e;
+    t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
+    t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
+    if (t.b_slots < 1) {
+      throw Error({graph.file, 0, 0, ""},
+                  fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
+                              "buffer; give the machine a larger weight_buffer", k.name, box.size(), t.n_tile, e, wb));
+    }
+  };
+
+  if (k.op == OpKind::Conv && k.im2col == Im2colMode::Buffer) {
+    plan_weights(choose_buffer_box(k, rows));
+    if (tile_window(k, arch, e, e_out)) {
+      t.chosen = true;
+      t.why = earlier + fmt::format(
+          "im2col in the buffer: {}x{} output pixels per tile read from a {}x{}x{} input window; K box {}x{} taps x {} "
+          "channels = {} of {} array rows; N tile {} of {} columns; weights {}",
+          t.tile_rows, t.tile_cols, t.window_rows, t.window_cols, channels, t.k_box.kh_tile, t.k_box.kw_tile,
+          t.k_box.c_tile, t.k_box.size(), rows, t.n_tile, cols,
+          t.weights_resident ? fmt::format("resident ({} k-tiles reused by {} M tiles)", t.k_tiles, t.m_tiles)
+                             : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
+      return;
+    }
+    k.im2col = Im2colMode::Dma;
+    fallback = "the input window of one output pixel does not fit the unified buffer, so the DMA walks im2col; ";
   }
 
+  plan_weights(choose_k_box(k, rows));
+  const int64_t kb = t.k_box.size();
   // The M tile: two A slots + two output slots in ub, two accumulator slots in acc.
   const int64_t per_row_ub = 2 * kb * e + 2 * t.n_tile * e_out;
   const int64_t per_row_acc = 2 * t.n_tile * 4;
@@ -91,12 +187,11 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   t.out_slot_bytes = m * t.n_tile * e_out;
   t.acc_slot_bytes = m * t.n_tile * 4;
   t.chosen = true;
-  const std::string earlier = t.why.empty() ? "" : t.why + "; ";
-  t.why = earlier + fmt::format(
-      "K box {}x{}x{} = {} of {} array rows; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes "
+  t.why = earlier + fallback + fmt::format(
+      "{}K box {}x{}x{} = {} of {} array rows; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes "
       "double-buffered); weights {}",
-      t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile, kb, rows, t.n_tile, cols, t.m_tile,
-      2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
+      k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", t.k_box.kh_tile, t.k_box.kw_tile,
+      t.k_box.c_tile, kb, rows, t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
       t.weights_resident ? fmt::format("resident ({} k-tiles reused by {} M tiles)", t.k_tiles, t.m_tiles)
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
 }
@@ -115,6 +210,7 @@ void tile_kernels(KernelModule& module, const ArchConfig& arch) {
     if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph);
     if (auto* vec = std::get_if<VectorKernel>(&kernel)) tile_vector(*vec, arch);
     if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) {
+      check_types(module.graph, dw->name, dw->input, dw->bias, arch);
       dw->channel_tile = std::max<int64_t>(1, std::min<int64_t>(dw->conv.in_channels, arch.vpu.lanes));
       dw->row_tile = 1;
     }
