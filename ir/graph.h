@@ -113,9 +113,18 @@ struct Graph {
   int add_op(Op op);                             // sets the output's producer
 };
 
-// Text form (docs/graph-format.md). Parse errors are located at line:column.
+// Text form (docs/graph-format.md). Parse errors are located at line:column; a graph that
+// parses then goes through infer_shapes, so every value comes back typed.
 Graph parse_graph(const std::string& text, const std::string& file_name);
 std::string print_graph(const Graph& graph);
+
+// How the text form spells a number (scales, float attributes): the shortest decimal that
+// reads back to the same double, with ".0" added when it would otherwise read as an integer
+// ("6.0", "0.1", "1e-06", "-inf").
+std::string graph_number_text(double value);
+
+// An op's input count for messages: "2 or 3 inputs (x, w[, b])", "1 input (x)".
+std::string op_inputs_text(const OpInfo& info);
 
 // Computes every activation's shape from its op (and checks the ones already given), and
 // checks each op's inputs and attributes (counts, ranks, matching channels, groups dividing
