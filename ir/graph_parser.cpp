@@ -330,13 +330,16 @@ class GraphParser {
         }
         v.scale = scale;
       } else if (key == "seed") {
+        // Seeds are 64-bit unsigned (seed_for gives values above 2^63).
         std::string token = number_token();
-        int64_t seed = 0;
-        if (!parse_integer(token, seed) || seed < 0) {
+        uint64_t seed = 0;
+        const char* digits = token.data() + (!token.empty() && token[0] == '+' ? 1 : 0);
+        auto [ptr, ec] = std::from_chars(digits, token.data() + token.size(), seed);
+        if (token.empty() || ec != std::errc() || ptr != token.data() + token.size()) {
           pos_ = value_pos;
-          fail(value_pos, fmt::format("seed must be a non-negative integer, {}", found_text()));
+          fail(value_pos, fmt::format("seed must be a non-negative integer below 2^64, {}", found_text()));
         }
-        v.seed = static_cast<uint64_t>(seed);
+        v.seed = seed;
       } else if (key == "file") {
         if (!peek('"')) fail(value_pos, fmt::format("file must be a quoted path like file=\"w.npy\", {}", found_text()));
         v.weight_file = quoted_string();

@@ -85,7 +85,7 @@ const std::vector<ErrorCase> kCases = {
     {"bad-scale-word",
      R"m(bad-scale-word.graph:2:25: error: scale must be a positive number, found 'big')m"},
     {"bad-seed",
-     R"m(bad-seed.graph:2:35: error: seed must be a non-negative integer, found '1.5')m"},
+     R"m(bad-seed.graph:2:35: error: seed must be a non-negative integer below 2^64, found '1.5')m"},
     {"bad-statement-start",
      R"m(bad-statement-start.graph:2:1: error: expected a statement (graph, input, weight, value, output), found '[')m"},
     {"bad-type",
