@@ -30,6 +30,27 @@ Graph load_model(const std::string& path) {
   throw Error({path, 0, 0, ""}, "unknown model file type; give a model description (.yaml) or a graph (.graph)");
 }
 
+void retype_graph(Graph& graph, DType type) {
+  const bool to_float = type == DType::BF16;
+  for (auto& v : graph.values) {
+    if (!v.weight_file.empty()) {
+      throw Error(v.location, fmt::format("'{}' is read from {}, which holds {} data; models run in another type "
+                                          "need seeded weights", v.name, v.weight_file, dtype_name(v.dtype)));
+    }
+    if (to_float) {
+      if (v.dtype == DType::Int8) v.dtype = DType::BF16;
+      if (v.dtype == DType::Int32) v.dtype = DType::FP32;
+      v.scale = 0;
+    } else {
+      if (v.dtype == DType::BF16) v.dtype = DType::Int8;
+      if (v.dtype == DType::FP32) v.dtype = DType::Int32;
+      if (v.dtype == DType::Int8 && v.scale == 0) {
+        throw Error(v.location, fmt::format("'{}' has no quantization scale, so the model cannot run as int8", v.name));
+      }
+    }
+  }
+}
+
 namespace {
 
 // Runs one pass: times it, checks it, prints its result when asked.
@@ -70,6 +91,7 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
   passes.run(
       "infer-shapes",
       [&] {
+        if (options.model_type) retype_graph(graph, *options.model_type);
         infer_shapes(graph);
         auto problems = verify_graph(graph);
         if (!problems.empty()) throw problems.front();

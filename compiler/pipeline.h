@@ -3,6 +3,7 @@
 // can be printed (`--emit`), printed after a pass (`--print-after`) and timed (`--time-passes`).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ std::vector<std::string> pass_names();
 
 struct CompileOptions {
   LoweringOptions lowering;
+  // Run the model in this element type instead of its own (int8 <-> bf16): every int8 value
+  // becomes bf16 and int32 biases fp32 (or back), with seeded data. Empty: the model's type.
+  std::optional<DType> model_type;
   std::vector<std::string> print_after;  // pass names; their output goes to `log`
   bool time_passes = false;
 };
@@ -33,6 +37,10 @@ struct CompileResult {
 };
 
 CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOptions& options);
+
+// The model in another element type (see CompileOptions::model_type). Weights read from
+// files keep their type, so they are an error here.
+void retype_graph(Graph& graph, DType type);
 
 // Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
 // graph IR's text form).

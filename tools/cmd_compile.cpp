@@ -14,6 +14,10 @@ void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
       ->check(CLI::IsMember({"buffer", "dma", "materialize"}));
   cmd->add_option("--depthwise", flags.depthwise, "auto (the faster unit, default), mxu or vpu")
       ->check(CLI::IsMember({"auto", "mxu", "vpu"}));
+  cmd->add_option("--type", flags.model_type,
+                  "Run the model as int8 or bf16 instead of its own type (seeded weights; e.g. an int8 model on a "
+                  "bf16 machine)")
+      ->check(CLI::IsMember({"int8", "bf16"}));
   cmd->add_option("--print-after", flags.print_after, "Print the IR after this pass (repeatable)")->allow_extra_args(false);
   cmd->add_flag("--time-passes", flags.time_passes, "Print how long each pass took");
 }
@@ -24,6 +28,7 @@ CompileOptions compile_options(const CompilerFlags& flags) {
                             : flags.im2col == "dma"       ? Im2colMode::Dma
                                                           : Im2colMode::Buffer;
   options.lowering.depthwise = flags.depthwise;
+  if (!flags.model_type.empty()) options.model_type = parse_dtype(flags.model_type);
   options.print_after = flags.print_after;
   options.time_passes = flags.time_passes;
   return options;

@@ -16,6 +16,7 @@ void register_compile_command(CLI::App& app);
 struct CompilerFlags {
   std::string im2col = "buffer";
   std::string depthwise = "auto";
+  std::string model_type;
   std::vector<std::string> print_after;
   bool time_passes = false;
 };
