@@ -1020,6 +1020,19 @@ std::vector<std::optional<HostTensor>> graph_inputs_and_weights(const Graph& gra
       data[i] = random_tensor(v.dtype, v.shape, seed_for(v.name, base_seed));
     } else if (v.kind == ValueKind::Weight && v.weight_file.empty()) {
       data[i] = random_tensor(v.dtype, v.shape, v.seed);
+      // Float weight matrices and kernels get He-style scaling, uniform in +-sqrt(6 / fan_in)
+      // (fan_in = every dim but the first), so activations keep their size through a deep
+      // network instead of overflowing. int8 weights are scaled by their quantization scale.
+      if (is_float(v.dtype) && v.shape.size() >= 2) {
+        int64_t fan_in = 1;
+        for (size_t d = 1; d < v.shape.size(); ++d) fan_in *= v.shape[d];
+        const double scale = std::sqrt(6.0 / static_cast<double>(std::max<int64_t>(1, fan_in)));
+        const int64_t size = dtype_size(v.dtype);
+        for (int64_t e = 0; e < v.element_count(); ++e) {
+          uint8_t* p = data[i]->bytes.data() + e * size;
+          store_element(v.dtype, p, load_element(v.dtype, p) * scale);
+        }
+      }
     } else if (v.kind == ValueKind::Weight) {
       std::filesystem::path path(v.weight_file);
       if (path.is_relative() && !graph.file.empty())
