@@ -75,6 +75,7 @@ class Machine {
   HazardChecker hazards;
   std::vector<int64_t> token_counts;
   std::vector<int> pending_signals;
+  bool completed_this_cycle = false;
   int64_t cycle = 0;
 
   std::vector<std::string> labels;
@@ -154,6 +155,7 @@ class Machine {
 
   void complete(Unit unit, const Issued& issued) {
     const Instruction& in = *issued.instruction;
+    completed_this_cycle = true;
     for (int t : in.signals) pending_signals.push_back(t);
     if (options.check_races) hazards.signal(in, issued.clock);
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
@@ -164,10 +166,14 @@ class Machine {
     }
   }
 
+  // Makes this cycle's signals visible. True if anything completed this cycle, signalling or
+  // not: a unit's state changed at the end of the cycle, so the next cycle must be ticked (the
+  // cycles skipped after it are charged to the record of the last ticked cycle).
   bool apply_signals() {
-    bool any = !pending_signals.empty();
+    bool any = !pending_signals.empty() || completed_this_cycle;
     for (int t : pending_signals) ++token_counts[static_cast<size_t>(t)];
     pending_signals.clear();
+    completed_this_cycle = false;
     return any;
   }
 
@@ -254,9 +260,11 @@ class DmaUnit {
     }
     for (auto& t : transfers_) {
       if (t.data_start > cycle) continue;
-      int64_t dram_take = std::min<int64_t>(t.dram_remaining, static_cast<int64_t>(credit_));
+      // The tolerance keeps the rounding of repeated fractional additions (ten times 0.1 is
+      // 0.99999...) from costing a whole cycle: B bytes take ceil(B / bytes_per_cycle) cycles.
+      int64_t dram_take = std::min<int64_t>(t.dram_remaining, static_cast<int64_t>(credit_ + 1e-9));
       t.dram_remaining -= dram_take;
-      credit_ -= static_cast<double>(dram_take);
+      credit_ = std::max(0.0, credit_ - static_cast<double>(dram_take));
       if (t.buffer_remaining > 0) {
         int64_t address = t.buffer_begin + t.buffer_done;
         int64_t take = std::min(t.buffer_remaining, m_.port_available(t.buffer, address));
@@ -538,7 +546,9 @@ class MxuUnit {
     if (!head) return std::nullopt;
     const int64_t cycle = m_.cycle;
     const Instruction& in = *head;
-    if (head_ready_cycle() > cycle) {
+    // kNever means the MXU itself is ready and only a token is missing: classified below.
+    const int64_t ready = head_ready_cycle();
+    if (ready > cycle && ready != kNever) {
       return in.opcode == Opcode::MxuLoadStationary ? CycleCause::WaitingOnWeights : CycleCause::Busy;
     }
     if (!m_.tokens_available(in)) {
@@ -821,7 +831,7 @@ class VpuUnit {
     if (current_) return std::max(cycle + 1, next_issue_);
     int64_t next = kNever;
     for (const auto& t : tail_) next = std::min(next, std::max(t.first, cycle + 1));
-    if (!tail_.empty()) next = std::min(next, tail_.back().first + 1);
+    if (!tail_.empty()) next = std::min(next, std::max(tail_.back().first + 1, cycle + 1));
     if (queue_.head() && m_.tokens_available(*queue_.head())) next = std::min(next, std::max(cycle + 1, next_issue_));
     return next;
   }
@@ -937,8 +947,8 @@ void register_counters(SimulationResult& result) {
 // The cycle loop. Each cycle the units tick in a fixed order -- MXU, VPU, DMA, which is also
 // the priority order for buffer ports -- then the tokens signalled this cycle become visible
 // (an instruction can start the cycle after the one its token was signalled in). When no unit
-// has per-cycle work, the loop jumps to the next cycle at which something changes and charges
-// the skipped cycles to what each unit was doing.
+// has per-cycle work and nothing completed this cycle, the loop jumps to the next cycle at which
+// something changes and charges the skipped cycles to what each unit was doing.
 SimulationResult simulate_program(const Program& program, const ArchConfig& arch, MachineState& state,
                                   const SimulationOptions& options) {
   Machine machine(program, arch, state, options);
@@ -959,12 +969,12 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     if (mxu.finished()) machine.hazards.unit_finished(Unit::Mxu);
     if (vpu.finished()) machine.hazards.unit_finished(Unit::Vpu);
     if (dma.finished()) machine.hazards.unit_finished(Unit::Dma);
-    const bool signalled = machine.apply_signals();
+    const bool changed = machine.apply_signals();
     if (mxu.finished() && vpu.finished() && dma.finished()) {
       result.total_cycles = cycle + 1;
       break;
     }
-    int64_t next = signalled ? cycle + 1 : std::min({mxu.next_event(), vpu.next_event(), dma.next_event()});
+    int64_t next = changed ? cycle + 1 : std::min({mxu.next_event(), vpu.next_event(), dma.next_event()});
     if (next == kNever) {
       // Nothing in flight and nothing can issue: a deadlock (the watchdog).
       std::string lines;
