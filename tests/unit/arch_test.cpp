@@ -132,7 +132,7 @@ TEST_CASE("absent keys take the documented defaults and derived values", "[arch]
   CHECK(DramConfig{}.latency_cycles == 100);
 }
 
-TEST_CASE("bf16 doubles the derived operand bandwidth; accumulators are fp32", "[arch]") {
+TEST_CASE("bf16 doubles the derived operand bandwidth, and accumulators are fp32", "[arch]") {
   ArchConfig arch = parse_arch_yaml(kMinimal, "m.yaml", {"mxu.operand_type=bf16"});
   CHECK(arch.unified_buffer.bytes_per_cycle == 16);
   CHECK(arch.weight_buffer.bytes_per_cycle == 16);
