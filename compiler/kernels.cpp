@@ -44,6 +44,10 @@ std::string_view vector_kind_name(VectorKernel::Kind k) {
     case VectorKernel::Kind::Copy: return "copy";
     case VectorKernel::Kind::Transpose: return "transpose";
     case VectorKernel::Kind::Concat: return "concat";
+    case VectorKernel::Kind::Mul: return "mul";
+    case VectorKernel::Kind::Gelu: return "gelu";
+    case VectorKernel::Kind::Softmax: return "softmax";
+    case VectorKernel::Kind::LayerNorm: return "layernorm";
   }
   return "?";
 }

@@ -58,6 +58,7 @@ struct GemmTiling {
 };
 
 // C[M, N] = A[M, K] . B[K, N] (+ bias) for each group; A is the input seen through im2col.
+// For a batched matmul the groups are the batch entries and B is the second input.
 struct GemmKernel {
   std::string name;  // the graph op; labels every instruction
   OpKind op = OpKind::Conv;
@@ -82,7 +83,9 @@ struct DepthwiseKernel {
 
 // Elementwise and data-movement work for the VPU/DMA.
 struct VectorKernel {
-  enum class Kind : uint8_t { Add, Relu, Clip, MaxPool, AvgPool, GlobalAvgPool, Copy, Transpose, Concat };
+  enum class Kind : uint8_t {
+    Add, Mul, Relu, Clip, Gelu, MaxPool, AvgPool, GlobalAvgPool, Copy, Transpose, Concat, Softmax, LayerNorm
+  };
   Kind kind = Kind::Copy;
   std::string name;
   std::vector<int> inputs;
@@ -92,6 +95,7 @@ struct VectorKernel {
   ConvGeometry pool;                // pools
   std::vector<int64_t> perm;        // Transpose
   int64_t axis = 0;                 // Concat
+  double epsilon = 1e-5;            // LayerNorm
   int64_t block = 0;                // elements (or channels) per chunk, chosen by tiling
 };
 

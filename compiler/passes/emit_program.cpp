@@ -392,6 +392,9 @@ class Emitter {
                                     {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
               } else if (k.op == OpKind::Linear) {
                 loads = linear_rows(k, x_tensor, m0, mt, box.c0, box.c, a_slot);
+              } else if (k.op == OpKind::MatMul) {
+                loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), x_tensor,
+                                    batch_coords(k.input, group, {m0, box.c0}), {mt, box.c}, {}, {box.c * e_, e_}));
               } else {
                 for (const Segment& s : segments(k, m0, mt)) {
                   const int64_t c = group * channels + box.c0;
@@ -421,6 +424,9 @@ class Emitter {
               Instruction in;
               if (k.op == OpKind::Linear) {
                 in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0}, {box.c, nt}, {{0, 1}, {1, 0}});
+              } else if (k.op == OpKind::MatMul) {
+                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, batch_coords(k.weight, group, {box.c0, n0}),
+                         {box.c, nt});
               } else if (conv2d) {
                 in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kh0, box.kw0},
                          {box.kh, box.kw, box.c, nt}, {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}, {1, 0, 0, 0}});
@@ -493,6 +499,9 @@ class Emitter {
           std::vector<Instruction> stores;
           if (k.op == OpKind::Linear) {
             stores = linear_store(k, y_tensor, m0, mt, oc0, nt, out_slot, e_out);
+          } else if (k.op == OpKind::MatMul) {
+            stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor,
+                                 batch_coords(k.output, group, {m0, n0}), {mt, nt}, {}, {nt * e_out, e_out}));
           } else if (window_mode && conv2d) {
             stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor, {tile.batch, oc0, tile.row, tile.col},
                                  {tile.rows, tile.cols, nt}, {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}},
@@ -516,6 +525,19 @@ class Emitter {
       }
     }
     flush_store();
+  }
+
+  // The coordinates of batch entry `index` of `value` (its dims before the last two, row
+  // major), followed by `inner` for the last two dims.
+  std::vector<int64_t> batch_coords(int value, int64_t index, std::vector<int64_t> inner) const {
+    const auto& shape = g_.values[static_cast<size_t>(value)].shape;
+    std::vector<int64_t> coords(shape.size() - 2);
+    for (size_t d = coords.size(); d-- > 0;) {
+      coords[d] = index % shape[d];
+      index /= shape[d];
+    }
+    coords.insert(coords.end(), inner.begin(), inner.end());
+    return coords;
   }
 
   // Linear layers: x viewed as [rows, K] (leading dims flattened; rank 2 or 3).
@@ -690,8 +712,12 @@ class Emitter {
     ++kernel_index_;
     switch (k.kind) {
       case VectorKernel::Kind::Add:
+      case VectorKernel::Kind::Mul:
+      case VectorKernel::Kind::Gelu:
       case VectorKernel::Kind::Relu:
       case VectorKernel::Kind::Clip: emit_elementwise(k); break;
+      case VectorKernel::Kind::Softmax:
+      case VectorKernel::Kind::LayerNorm: emit_row_normalization(k); break;
       case VectorKernel::Kind::MaxPool:
       case VectorKernel::Kind::AvgPool: emit_pool(k); break;
       case VectorKernel::Kind::GlobalAvgPool: emit_global_pool(k); break;
@@ -705,12 +731,11 @@ class Emitter {
     const Value& y = g_.values[static_cast<size_t>(k.output)];
     const DType type = y.dtype;
     const int64_t e = dtype_size(type);
-    const bool add_int8 = k.kind == VectorKernel::Kind::Add && type == DType::Int8;
-    // Slot layout per element: a, b in the value type; two int32 temporaries for int8 adds.
-    const int64_t per_element = 2 * e + (add_int8 ? 8 : 0);
+    const bool wide_int8 = (k.kind == VectorKernel::Kind::Add || k.kind == VectorKernel::Kind::Mul) && type == DType::Int8;
+    // Slot layout per element: a, b in the value type; two int32 temporaries for int8 add/mul.
+    const int64_t per_element = 2 * e + (wide_int8 ? 8 : 0);
     const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_element));
-    comment(fmt::format("{}: {} on the vector unit, {} elements per chunk", k.name,
-                        k.kind == VectorKernel::Kind::Add ? "add" : k.kind == VectorKernel::Kind::Relu ? "relu" : "clip", limit));
+    comment(fmt::format("{}: elementwise on the vector unit, {} elements per chunk", k.name, limit));
     const auto parts = chunks(y.shape, limit);
     VectorRings r = vector_rings(limit * per_element);
     std::vector<Instruction> pending;
@@ -720,7 +745,7 @@ class Emitter {
       const int64_t a = slot, b = slot + n * e, ta = slot + 2 * n * e, tb = ta + 4 * n;
       std::vector<Instruction> loads;
       loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a), tensor(k.inputs[0]), c.coords, c.extent));
-      if (k.kind == VectorKernel::Kind::Add) {
+      if (k.kind == VectorKernel::Kind::Add || k.kind == VectorKernel::Kind::Mul) {
         loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, b), tensor(k.inputs[1]), c.coords, c.extent));
       }
       loads.front().waits = {r.in_free};
@@ -729,30 +754,38 @@ class Emitter {
       for (auto& in : pending) add(std::move(in));
       pending.clear();
       std::vector<Instruction> ops;
-      if (k.kind == VectorKernel::Kind::Add) {
-        if (add_int8) {
-          auto to_int32 = [&](int64_t from, int64_t to, int64_t multiplier) {
-            ops.push_back(vpu(Opcode::VpuCopy, buf(Buffer::Unified, to, DType::Int32), buf(Buffer::Unified, from, DType::Int8), rows, cols));
+      const bool binary = k.kind == VectorKernel::Kind::Add || k.kind == VectorKernel::Kind::Mul;
+      if (binary && wide_int8) {
+        // int8: widen both to int32, combine, requantize. Add scales each input to the output
+        // scale first (multipliers with a shift of kAddShift); mul rescales the product.
+        const bool add_op = k.kind == VectorKernel::Kind::Add;
+        auto widen = [&](int64_t from, int64_t to, int64_t multiplier) {
+          ops.push_back(vpu(Opcode::VpuCopy, buf(Buffer::Unified, to, DType::Int32), buf(Buffer::Unified, from, DType::Int8), rows, cols));
+          if (add_op) {
             Instruction mul = vpu(Opcode::VpuMul, buf(Buffer::Unified, to, DType::Int32), buf(Buffer::Unified, to, DType::Int32), rows, cols);
             mul.imm = static_cast<double>(multiplier);
             ops.push_back(mul);
-          };
-          to_int32(a, ta, k.add_multiplier[0]);
-          to_int32(b, tb, k.add_multiplier[1]);
-          Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, ta, DType::Int32), buf(Buffer::Unified, ta, DType::Int32), rows, cols);
-          sum.src2 = buf(Buffer::Unified, tb, DType::Int32);
-          ops.push_back(sum);
-          Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, a, DType::Int8), buf(Buffer::Unified, ta, DType::Int32), rows, cols);
-          rq.multiplier = k.epilogue.scale.multiplier;
-          rq.shift = k.epilogue.scale.shift;
-          ops.push_back(rq);
-        } else {
-          Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols);
-          sum.src2 = buf(Buffer::Unified, b, type);
-          ops.push_back(sum);
-        }
+          }
+        };
+        widen(a, ta, k.add_multiplier[0]);
+        widen(b, tb, k.add_multiplier[1]);
+        Instruction combine = vpu(add_op ? Opcode::VpuAdd : Opcode::VpuMul, buf(Buffer::Unified, ta, DType::Int32),
+                                  buf(Buffer::Unified, ta, DType::Int32), rows, cols);
+        combine.src2 = buf(Buffer::Unified, tb, DType::Int32);
+        ops.push_back(combine);
+        Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, a, DType::Int8), buf(Buffer::Unified, ta, DType::Int32), rows, cols);
+        rq.multiplier = k.epilogue.scale.multiplier;
+        rq.shift = k.epilogue.scale.shift;
+        ops.push_back(rq);
+      } else if (binary) {
+        Instruction combine = vpu(k.kind == VectorKernel::Kind::Add ? Opcode::VpuAdd : Opcode::VpuMul,
+                                  buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols);
+        combine.src2 = buf(Buffer::Unified, b, type);
+        ops.push_back(combine);
+      } else if (k.kind == VectorKernel::Kind::Gelu) {
+        ops.push_back(vpu(Opcode::VpuGelu, buf(Buffer::Unified, a, type), buf(Buffer::Unified, a, type), rows, cols));
       }
-      ops.front().waits = {r.in_ready, r.out_free};
+      if (!ops.empty()) ops.front().waits = {r.in_ready, r.out_free};
       for (auto& in : ops) add(std::move(in));
       if (ops.empty()) {
         // relu / clip alone: the activation is the whole job.
@@ -777,6 +810,127 @@ class Emitter {
         program_.body.back().instruction.signals = {r.in_free, r.out_ready};
       }
       Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, a), tensor(k.output), c.coords, c.extent);
+      store.waits = {r.out_ready};
+      store.signals = {r.out_free};
+      pending.push_back(store);
+    }
+    for (auto& in : pending) add(std::move(in));
+  }
+
+  // Softmax and layernorm along the last dim, on the VPU in fp32: rows of D elements.
+  //   softmax:   f = x; m = max(f); f = exp(f - m); s = 1 / sum(f); y = f * s
+  //   layernorm: f = x; f -= mean(f); v = rsqrt(mean(f*f) + eps); y = f * v * gamma + beta
+  // (gamma and beta multiply along the row, one row at a time in a `repeat`).
+  void emit_row_normalization(const VectorKernel& k) {
+    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
+    const DType type = x.dtype;
+    const int64_t e = dtype_size(type);
+    const int64_t d = x.shape.back();
+    const bool norm = k.kind == VectorKernel::Kind::LayerNorm;
+    // Per element: the value (type), its fp32 copy, an fp32 temporary; per row: two fp32 stats.
+    const int64_t per_element = e + 8;
+    const int64_t params = norm ? 2 * d * 4 + 2 * d * e : 0;  // fp32 gamma and beta, and their loads
+    const int64_t budget = arch_.unified_buffer.bytes - params;
+    const int64_t limit = budget / (2 * per_element + 16);
+    if (limit < d) {
+      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one row of {} elements does not fit the unified buffer", k.name, d));
+    }
+    const int64_t rows_limit = limit / d * d;
+    comment(fmt::format("{}: {} along rows of {} on the vector unit, {} rows per chunk", k.name, norm ? "layernorm" : "softmax", d,
+                        rows_limit / d));
+    VectorRings r = vector_rings(rows_limit * per_element + 16 * (rows_limit / d));
+    const int64_t param_base = 2 * r.slots.bytes;
+    int param_ready = -1;
+    if (norm) {
+      param_ready = token("params_ready", Unit::Dma, Unit::Vpu);
+      const int64_t raw = param_base + 2 * d * 4;
+      add(dma(Opcode::DmaLoad, buf(Buffer::Unified, raw), tensor(k.inputs[1]), {0}, {d}));
+      Instruction beta = dma(Opcode::DmaLoad, buf(Buffer::Unified, raw + d * e), tensor(k.inputs[2]), {0}, {d});
+      beta.signals = {param_ready};
+      add(beta);
+    }
+    const DType gamma_type = norm ? g_.values[static_cast<size_t>(k.inputs[1])].dtype : type;
+    const DType beta_type = norm ? g_.values[static_cast<size_t>(k.inputs[2])].dtype : type;
+    std::vector<Instruction> pending;
+    bool first_chunk = true;
+    for (const Chunk& c : chunks(x.shape, rows_limit)) {
+      const int64_t n = c.elements(), rows = n / d;
+      const int64_t slot = r.slots.take();
+      const int64_t value = slot, f = slot + n * e, t = f + 4 * n, stats = t + 4 * n, stats2 = stats + 4 * rows;
+      Instruction load = dma(Opcode::DmaLoad, buf(Buffer::Unified, value), tensor(k.inputs[0]), c.coords, c.extent);
+      load.waits = {r.in_free};
+      load.signals = {r.in_ready};
+      add(load);
+      for (auto& in : pending) add(std::move(in));
+      pending.clear();
+      if (norm && first_chunk) {
+        // gamma and beta in fp32, once.
+        const int64_t raw = param_base + 2 * d * 4;
+        Instruction g = vpu(Opcode::VpuCopy, buf(Buffer::Unified, param_base, DType::FP32), buf(Buffer::Unified, raw, gamma_type), 1, d);
+        g.waits = {param_ready};
+        add(g);
+        add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, param_base + d * 4, DType::FP32), buf(Buffer::Unified, raw + d * e, beta_type), 1, d));
+      }
+      first_chunk = false;
+      auto op = [&](Opcode code, int64_t dst, DType dt, int64_t src, DType st, int64_t cols) {
+        return vpu(code, buf(Buffer::Unified, dst, dt), buf(Buffer::Unified, src, st), rows, cols);
+      };
+      auto broadcast = [&](Opcode code, int64_t target, int64_t per_row) {
+        Instruction in = op(code, target, DType::FP32, target, DType::FP32, d);
+        in.src2 = buf(Buffer::Unified, per_row, DType::FP32);
+        in.broadcast = true;
+        return in;
+      };
+      auto scalar = [&](Opcode code, int64_t target, double value_imm) {
+        Instruction in = op(code, target, DType::FP32, target, DType::FP32, 1);
+        in.imm = value_imm;
+        return in;
+      };
+      Instruction widen = op(Opcode::VpuCopy, f, DType::FP32, value, type, d);
+      widen.waits = {r.in_ready, r.out_free};
+      add(widen);
+      if (!norm) {
+        add(op(Opcode::VpuReduceMax, stats, DType::FP32, f, DType::FP32, d));
+        add(broadcast(Opcode::VpuSub, f, stats));
+        add(op(Opcode::VpuExp, f, DType::FP32, f, DType::FP32, d));
+        add(op(Opcode::VpuReduceSum, stats, DType::FP32, f, DType::FP32, d));
+        add(op(Opcode::VpuReciprocal, stats, DType::FP32, stats, DType::FP32, 1));
+        add(broadcast(Opcode::VpuMul, f, stats));
+      } else {
+        const double inverse = 1.0 / static_cast<double>(d);
+        add(op(Opcode::VpuReduceSum, stats, DType::FP32, f, DType::FP32, d));
+        add(scalar(Opcode::VpuMul, stats, inverse));
+        add(broadcast(Opcode::VpuSub, f, stats));
+        Instruction square = op(Opcode::VpuMul, t, DType::FP32, f, DType::FP32, d);
+        square.src2 = buf(Buffer::Unified, f, DType::FP32);
+        add(square);
+        add(op(Opcode::VpuReduceSum, stats2, DType::FP32, t, DType::FP32, d));
+        add(scalar(Opcode::VpuMul, stats2, inverse));
+        add(scalar(Opcode::VpuAdd, stats2, k.epsilon));
+        add(op(Opcode::VpuRsqrt, stats2, DType::FP32, stats2, DType::FP32, 1));
+        add(broadcast(Opcode::VpuMul, f, stats2));
+        // gamma and beta along each row.
+        Node loop;
+        loop.kind = Node::Kind::Repeat;
+        loop.loop_variable.push_back('r');
+        loop.loop_count = rows;
+        for (Opcode code : {Opcode::VpuMul, Opcode::VpuAdd}) {
+          Instruction in = vpu(code, buf(Buffer::Unified, f, DType::FP32), buf(Buffer::Unified, f, DType::FP32), 1, d);
+          in.src2 = buf(Buffer::Unified, param_base + (code == Opcode::VpuMul ? 0 : d * 4), DType::FP32);
+          in.dst.address.terms = {{0, d * 4}};
+          in.src.address.terms = {{0, d * 4}};
+          in.label = label_;
+          Node node;
+          node.kind = Node::Kind::Instruction;
+          node.instruction = in;
+          loop.body.push_back(node);
+        }
+        program_.body.push_back(std::move(loop));
+      }
+      Instruction narrow = op(Opcode::VpuCopy, value, type, f, DType::FP32, d);
+      narrow.signals = {r.in_free, r.out_ready};
+      add(narrow);
+      Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, value), tensor(k.output), c.coords, c.extent);
       store.waits = {r.out_ready};
       store.signals = {r.out_free};
       pending.push_back(store);

@@ -190,6 +190,74 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
         module.kernels.push_back(std::move(k));
         break;
       }
+      case OpKind::MatMul: {
+        // A batched matrix multiply: one GEMM per batch entry, with B read from the second
+        // activation as the weights are for a linear layer.
+        GemmKernel k;
+        k.name = op.name;
+        k.op = OpKind::MatMul;
+        k.input = op.inputs[0];
+        k.weight = op.inputs[1];
+        k.output = op.output;
+        const Value& a = value_of(g, k.input);
+        const Value& b = value_of(g, k.weight);
+        k.epilogue = rescale(g, a.scale * b.scale, op.output);
+        k.groups = a.element_count() / (a.shape[a.shape.size() - 2] * a.shape.back());
+        k.M = a.shape[a.shape.size() - 2];
+        k.K = a.shape.back();
+        k.N = b.shape.back();
+        k.conv.batch = 1;
+        k.conv.in_channels = k.K * k.groups;
+        k.conv.out_channels = k.N * k.groups;
+        k.conv.in_size = {k.M};
+        k.conv.out_size = {k.M};
+        k.conv.kernel = {1};
+        k.conv.strides = {1};
+        k.conv.dilations = {1};
+        k.conv.pads_begin = {0};
+        k.conv.pads_end = {0};
+        int folded_op = fold_activation(g, op, k.epilogue, k.output);
+        if (folded_op >= 0) folded[static_cast<size_t>(folded_op)] = true;
+        module.kernels.push_back(std::move(k));
+        break;
+      }
+      case OpKind::Mul:
+      case OpKind::Gelu:
+      case OpKind::Softmax:
+      case OpKind::LayerNorm: {
+        VectorKernel k;
+        k.name = op.name;
+        k.inputs = op.inputs;
+        k.output = op.output;
+        const Value& x = value_of(g, op.inputs[0]);
+        const Value& y = value_of(g, op.output);
+        if (op.kind == OpKind::Mul) {
+          k.kind = VectorKernel::Kind::Mul;
+          const Value& b = value_of(g, op.inputs[1]);
+          if (x.shape != b.shape) {
+            throw Error(op.location, fmt::format("mul '{}': the compiler multiplies tensors of the same shape only; "
+                                                 "broadcast multiplies are not lowered yet", op.name));
+          }
+          k.epilogue.requantize = true;
+          if (y.dtype == DType::Int8) k.epilogue.scale = quantize_multiplier(x.scale * b.scale / y.scale);
+        } else if (is_float(x.dtype)) {
+          k.kind = op.kind == OpKind::Gelu ? VectorKernel::Kind::Gelu
+                   : op.kind == OpKind::Softmax ? VectorKernel::Kind::Softmax
+                                                : VectorKernel::Kind::LayerNorm;
+          if (op.kind == OpKind::Softmax) {
+            int64_t axis = op.attr_int("axis", -1);
+            if (axis != -1 && axis != static_cast<int64_t>(x.shape.size()) - 1) {
+              throw Error(op.location, fmt::format("softmax '{}': the compiler normalizes along the last dim only", op.name));
+            }
+          }
+          k.epsilon = op.attr_float("epsilon", 1e-5);
+        } else {
+          throw Error(op.location, fmt::format("op '{}' ({}) on int8 values is not lowered by the compiler; run the model "
+                                               "as bf16 (--type bf16)", op.name, op_info(op.kind).name));
+        }
+        module.kernels.push_back(std::move(k));
+        break;
+      }
       case OpKind::Flatten:
       case OpKind::Reshape:
       case OpKind::Transpose:
@@ -212,8 +280,9 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       }
       default:
         throw Error(op.location, fmt::format("op '{}' ({}) is not lowered by the compiler yet; the compiler "
-                                             "handles conv, linear, add, relu, clip, maxpool, avgpool, "
-                                             "global_avgpool, flatten, reshape, transpose and concat",
+                                             "handles conv, linear, matmul, add, mul, relu, clip, gelu, "
+                                             "maxpool, avgpool, global_avgpool, flatten, reshape, transpose, concat, softmax "
+                                             "and layernorm",
                                              op.name, op_info(op.kind).name));
     }
   }

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/frontend/yaml_model.h"
 #include "compiler/model_run.h"
 #include "compiler/pipeline.h"
 #include "compiler/reference.h"
@@ -160,4 +161,82 @@ TEST_CASE("materialized im2col moves about KH*KW/stride^2 times the activation b
   const int64_t im2col_bytes = 63 * 54;
   CHECK(materialized - implicit >= 2 * im2col_bytes - 378);
   CHECK(static_cast<double>(im2col_bytes) / (1 * 6 * 7 * 9) == Approx(9.0));
+}
+
+namespace {
+
+// Compiles `yaml` for `arch`, simulates it at `fidelity`, returns the check text (requires ok).
+std::string compile_and_check(const std::string& yaml, const ArchConfig& arch, Fidelity fidelity) {
+  Graph graph = parse_model_yaml(yaml, "model.yaml");
+  CompileResult compiled = compile_graph(graph, arch, CompileOptions{});
+  MachineState state = make_machine_state(compiled.program, target_limits(arch));
+  auto given = place_model_inputs(compiled, "", 3, state);
+  SimulationOptions options;
+  options.fidelity = fidelity;
+  simulate_program(compiled.program, arch, state, options);
+  ModelCheck check = check_model_outputs(compiled, given, state);
+  INFO(check.text);
+  REQUIRE(check.ok);
+  return check.text;
+}
+
+}  // namespace
+
+TEST_CASE("transformer building blocks: layernorm, linear, gelu, residual add, matmul, softmax, mul", "[compiler][transformer]") {
+  const std::string block = R"(name: block
+type: bf16
+inputs:
+  x: {shape: [2, 8, 16]}
+  kt: {shape: [2, 16, 5]}
+layers:
+  - layernorm: {name: ln, input: x}
+  - linear: {name: up, out_features: 24}
+  - gelu: {name: act}
+  - linear: {name: down, out_features: 16}
+  - add: {name: res, inputs: [down, x]}
+  - matmul: {name: scores, inputs: [res, kt]}
+  - softmax: {name: probs}
+  - mul: {name: sq, inputs: [probs, probs]}
+outputs: [sq]
+)";
+  for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
+    std::string text = compile_and_check(block, sweep_arch(DType::BF16), fidelity);
+    CHECK(text.find("all 8 kernels match the reference") != std::string::npos);
+  }
+}
+
+TEST_CASE("int8 batched matmul and mul are bit-exact", "[compiler][transformer]") {
+  const std::string model = R"(name: int8_ops
+type: int8
+inputs:
+  a: {shape: [3, 5, 7], scale: 0.05}
+  b: {shape: [3, 7, 6], scale: 0.04}
+layers:
+  - matmul: {name: prod, inputs: [a, b]}
+  - mul: {name: sq, inputs: [prod, prod]}
+outputs: [sq]
+)";
+  std::string text = compile_and_check(model, sweep_arch(DType::Int8), Fidelity::Fast);
+  CHECK(text.find("bit-exact") != std::string::npos);
+}
+
+TEST_CASE("ops the compiler cannot lower are located errors", "[compiler]") {
+  const std::string model = R"(name: int8_softmax
+type: int8
+inputs:
+  a: {shape: [4, 8], scale: 0.05}
+layers:
+  - linear: {name: fc, out_features: 8}
+  - gelu: {name: act}
+outputs: [act]
+)";
+  Graph graph = parse_model_yaml(model, "model.yaml");
+  try {
+    compile_graph(graph, sweep_arch(DType::Int8), CompileOptions{});
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("op 'act' (gelu) on int8 values is not lowered by the compiler; run the model as bf16 "
+                                     "(--type bf16)") != std::string::npos);
+    CHECK(e.location().line > 0);
+  }
 }
