@@ -60,10 +60,10 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
   std::string out = fmt::format("kernels {}\n", g.name);
   for (const auto& kernel : module.kernels) {
     if (const auto* k = std::get_if<GemmKernel>(&kernel)) {
-      out += fmt::format("gemm {} ({}): M={} K={} N={}{} A={} B={} bias={} -> {} epilogue={} im2col={}\n", k->name,
+      out += fmt::format("gemm {} ({}): M={} K={} N={}{} A={} B={} bias={} -> {} epilogue={}{}\n", k->name,
                          op_info(k->op).name, k->M, k->K, k->N, k->groups > 1 ? fmt::format(" groups={}", k->groups) : "",
                          name(k->input), name(k->weight), name(k->bias), name(k->output), epilogue_text(k->epilogue),
-                         im2col_mode_name(k->im2col));
+                         k->op == OpKind::Conv ? fmt::format(" im2col={}", im2col_mode_name(k->im2col)) : "");
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
         out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} boxes of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,

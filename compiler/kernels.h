@@ -1,8 +1,8 @@
 // The compiler's middle form: every graph op unrolled into a kernel — a GEMM for the matrix
 // unit (convolution via implicit im2col, linear), or a vector/data-movement kernel for the VPU
-// and DMA. Passes fill in tiling (compiler/passes/tile_kernels.cpp) and buffer addresses
-// (allocate_buffers.cpp) before the program is emitted (emit_program.cpp). Printed by
-// `tpusim compile --emit lowered|tiled`.
+// and DMA. The tiling pass (compiler/passes/tile_kernels.cpp) fills in tile sizes and buffer
+// slot sizes; the emitter (emit_program.cpp) places the slots in the buffers as rings and
+// writes the program. Printed by `tpusim compile --emit lowered|tiled`.
 #pragma once
 
 #include <cstdint>

@@ -182,7 +182,15 @@ void execute_dma(const Program& program, const InstructionInstance& instance, Ma
     }
   }
   if (load) {
-    traffic.dram_read += inside * element;
+    // An extent dimension with a zero tensor step repeats what it read (a broadcast, e.g. a
+    // bias row for every output pixel): the DMA reads it from DRAM once and replicates it.
+    int64_t repeats = 1;
+    for (size_t j = 0; j < dims; ++j) {
+      if (std::all_of(pattern.tensor_step[j].begin(), pattern.tensor_step[j].end(), [](int64_t v) { return v == 0; })) {
+        repeats *= pattern.extent[j];
+      }
+    }
+    traffic.dram_read += inside / repeats * element;
     traffic.buffer_written[index(in.buffer.buffer)] += elements * element;
   } else {
     traffic.dram_written += inside * element;

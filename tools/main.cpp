@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <new>
 
 #include <CLI/CLI.hpp>
 
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
   } catch (const tpusim::Error& e) {
     std::cout.flush();
     std::cerr << e.what() << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cout.flush();
+    std::cerr << "error: out of memory (the model or program is too large for this machine's memory)\n";
     return 1;
   } catch (const tpusim::InternalError& e) {
     std::cout.flush();

@@ -17,12 +17,16 @@ bool is_depthwise(const GemmKernel& k) {
   return k.op == OpKind::Conv && k.groups > 1 && k.groups == k.conv.in_channels && k.groups == k.conv.out_channels;
 }
 
-// MXU: per channel, load a KH*KW-row tile and stream OH*OW vectors (fill and drain R + 1).
+// MXU: per channel and K box, shift the box in and stream every output pixel through (the
+// pipeline fill and drain, R + 1, once per channel). With im2col in the buffer a box is one
+// kernel row (up to KW taps); with the DMA it can hold several kernel rows.
 int64_t mxu_estimate(const GemmKernel& k, const ArchConfig& arch) {
-  const int64_t taps = k.conv.kernel_points();
-  const int64_t k_tiles = ceil_div(taps, arch.mxu.rows);
+  const int64_t rows = arch.mxu.rows;
+  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1, kw = k.conv.kernel.back();
+  const int64_t box = k.im2col == Im2colMode::Buffer ? std::min(kw, rows) : std::min(kh * kw, rows);
+  const int64_t boxes = k.im2col == Im2colMode::Buffer ? kh * ceil_div(kw, box) : ceil_div(kh * kw, box);
   const int64_t pixels = k.conv.batch * k.conv.out_pixels();
-  return k.groups * k_tiles * (std::min(taps, arch.mxu.rows) + pixels + arch.mxu.rows + 1);
+  return k.groups * (boxes * (box + pixels) + rows + 1);
 }
 
 // VPU: per tap, widen the window, multiply, add: three passes over C*OH*OW elements.
@@ -43,8 +47,9 @@ void choose_depthwise_strategy(KernelModule& module, const ArchConfig& arch, con
     const int64_t mxu = mxu_estimate(*gemm, arch), vpu = vpu_estimate(*gemm, arch);
     const bool use_vpu = options.depthwise == "vpu" || (options.depthwise == "auto" && vpu < mxu);
     const std::string why = fmt::format(
-        "depthwise: MXU one channel at a time ~{} cycles ({} of {} PEs busy), VPU {} lanes ~{} cycles -> {}{}", mxu,
-        std::min(gemm->conv.kernel_points(), arch.mxu.rows), arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes, vpu,
+        "depthwise: MXU one channel at a time ~{} cycles (at most {} of {} PEs busy), VPU {} lanes ~{} cycles -> {}{}",
+        mxu, std::min(gemm->im2col == Im2colMode::Buffer ? gemm->conv.kernel.back() : gemm->conv.kernel_points(), arch.mxu.rows),
+        arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes, vpu,
         use_vpu ? "VPU" : "MXU", options.depthwise == "auto" ? "" : " (forced by --depthwise)");
     if (!use_vpu) {
       gemm->tiling.why = why;  // the tiling pass appends its own reasoning

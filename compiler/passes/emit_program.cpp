@@ -134,6 +134,14 @@ class Emitter {
   }
 
   Instruction& add(Instruction in) {
+    // Tiles are emitted one by one (only rows within a tile fold into `repeat` loops), so a
+    // large model on a tiny machine can need more instructions than fit in memory: refuse.
+    if (++instructions_ > kMaxInstructions) {
+      throw Error({g_.file, 0, 0, ""},
+                  fmt::format("the program for '{}' on '{}' needs more than {} instructions (op '{}' alone is split into "
+                              "very many tiles; the compiler does not fold tile loops into repeats yet); compile for a "
+                              "machine with a larger array or buffers", g_.name, arch_.name, kMaxInstructions, label_));
+    }
     in.label = label_;
     Node node;
     node.kind = Node::Kind::Instruction;
@@ -609,7 +617,7 @@ class Emitter {
     const int64_t staging = std::max<int64_t>(1, (2 * t.a_slot_bytes) / row_bytes);
     if (row_bytes > 2 * t.a_slot_bytes + 2 * t.out_slot_bytes) {
       throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one im2col row ({} bytes) does not fit the unified buffer "
-                                                    "staging area; use --im2col=implicit", k.name, row_bytes));
+                                                    "staging area; use --im2col=buffer", k.name, row_bytes));
     }
     const int x = tensor(k.input);
     for (int64_t group = 0; group < k.groups; ++group) {
@@ -1366,6 +1374,8 @@ class Emitter {
   std::vector<int> tensor_of_value_;
   std::string label_;
   int kernel_index_ = 0;
+  int64_t instructions_ = 0;
+  static constexpr int64_t kMaxInstructions = 2'000'000;
 };
 
 }  // namespace

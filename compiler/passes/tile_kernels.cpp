@@ -157,7 +157,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
           "channels = {} of {} array rows; N tile {} of {} columns; weights {}",
           t.tile_rows, t.tile_cols, t.window_rows, t.window_cols, channels, t.k_box.kh_tile, t.k_box.kw_tile,
           t.k_box.c_tile, t.k_box.size(), rows, t.n_tile, cols,
-          t.weights_resident ? fmt::format("resident ({} k-tiles reused by {} M tiles)", t.k_tiles, t.m_tiles)
+          t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                              : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
       return;
     }
@@ -192,7 +192,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
       "double-buffered); weights {}",
       k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", t.k_box.kh_tile, t.k_box.kw_tile,
       t.k_box.c_tile, kb, rows, t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
-      t.weights_resident ? fmt::format("resident ({} k-tiles reused by {} M tiles)", t.k_tiles, t.m_tiles)
+      t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
 }
 

@@ -1,7 +1,7 @@
 // unroll_to_kernels: graph ops -> kernels. The heart of the idea: a convolution is a matrix
 // multiply over the im2col matrix, M = N*OH*OW output pixels by K = C/groups*KH*KW taps by
-// N = OC/groups output channels, with the im2col matrix never stored (the DMA walks the input
-// with an address pattern instead).
+// N = OC/groups output channels, with the im2col matrix never stored (by default the MXU walks
+// the input window in the unified buffer with an address pattern; see tile_kernels.cpp).
 #include <algorithm>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
