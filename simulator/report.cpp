@@ -1,5 +1,7 @@
 #include "simulator/report.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -33,6 +35,18 @@ std::string percent(int64_t part, int64_t whole) {
 }
 
 int64_t span_of(const LabelStats& s) { return s.first_cycle < 0 ? 0 : s.last_cycle - s.first_cycle + 1; }
+
+// Labels with instructions, in the order they started (ties: first seen).
+std::vector<size_t> label_order(const SimulationResult& result) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < result.labels.size(); ++i) {
+    if (result.per_label[i].instructions > 0) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return result.per_label[a].first_cycle < result.per_label[b].first_cycle;
+  });
+  return order;
+}
 
 }  // namespace
 
@@ -74,15 +88,26 @@ std::string report_text(const std::string& program_name, const ArchConfig& arch,
     out += "\n  per label\n";
     out += fmt::format("  {:<24} {:>10} {:>10} {:>12} {:>8} {:>8} {:>12} {:>12}\n", "label", "span", "mxu busy",
                        "useful MACs", "util", "map eff", "dram bytes", "sram bytes");
-    for (size_t i = 0; i < result.labels.size(); ++i) {
+    for (size_t i : label_order(result)) {
       const LabelStats& s = result.per_label[i];
-      if (s.instructions == 0) continue;
       DerivedFigures ld = derive_figures(arch, s, span_of(s));
       int64_t sram = 0;
       for (int b = 0; b < kBufferCount; ++b) sram += s.traffic.buffer_read[b] + s.traffic.buffer_written[b];
       out += fmt::format("  {:<24} {:>10} {:>10} {:>12} {:>7.2f}% {:>7.2f}% {:>12} {:>12}\n",
                          result.labels[i].empty() ? "(unlabelled)" : result.labels[i], span_of(s), ld.mxu_busy_cycles,
                          s.useful_macs, 100 * ld.utilization, 100 * ld.mapping_efficiency, ld.dram_bytes, sram);
+    }
+    // Where each op's cycles went, unit by unit (cycles charged to the op's instructions).
+    out += "\n  per label: cycles by unit and cause (busy / waiting on dma / on tokens / on weights / bank conflict)\n";
+    out += fmt::format("  {:<24} {:>34} {:>34} {:>34}\n", "label", "mxu", "vpu", "dma");
+    for (size_t i : label_order(result)) {
+      const LabelStats& s = result.per_label[i];
+      auto causes = [&](Unit u) {
+        const auto& c = s.cycles[static_cast<int>(u)];
+        return fmt::format("{}/{}/{}/{}/{}", c[0], c[1], c[2], c[3], c[4]);
+      };
+      out += fmt::format("  {:<24} {:>34} {:>34} {:>34}\n", result.labels[i].empty() ? "(unlabelled)" : result.labels[i],
+                         causes(Unit::Mxu), causes(Unit::Vpu), causes(Unit::Dma));
     }
   }
   return out;
@@ -135,9 +160,8 @@ std::string report_json(const std::string& program_name, const ArchConfig& arch,
   j["total_cycles"] = result.total_cycles;
   j["totals"] = stats_json(arch, result.totals, result.total_cycles);
   nlohmann::ordered_json labels = nlohmann::ordered_json::array();
-  for (size_t i = 0; i < result.labels.size(); ++i) {
+  for (size_t i : label_order(result)) {
     const LabelStats& s = result.per_label[i];
-    if (s.instructions == 0) continue;
     nlohmann::ordered_json l = stats_json(arch, s, span_of(s));
     l["label"] = result.labels[i];
     labels.push_back(l);
