@@ -15,6 +15,13 @@ std::string_view im2col_mode_name(Im2colMode m) {
   return "?";
 }
 
+SourceLocation op_location(const Graph& graph, const std::string& name) {
+  for (const auto& op : graph.ops) {
+    if (op.name == name && op.location.line > 0) return op.location;
+  }
+  return {graph.file, 0, 0, ""};
+}
+
 std::string kernel_name(const Kernel& k) {
   return std::visit([](const auto& x) { return x.name; }, k);
 }

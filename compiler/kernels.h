@@ -111,6 +111,8 @@ struct KernelModule {
 };
 
 std::string kernel_name(const Kernel& k);
+// Where the graph op `name` was written (its model line), for errors about it.
+SourceLocation op_location(const Graph& graph, const std::string& name);
 std::string print_kernels(const KernelModule& module, bool with_tiling);
 
 }  // namespace tpusim

@@ -137,7 +137,7 @@ class Emitter {
     // Tiles are emitted one by one (only rows within a tile fold into `repeat` loops), so a
     // large model on a tiny machine can need more instructions than fit in memory: refuse.
     if (++instructions_ > kMaxInstructions) {
-      throw Error({g_.file, 0, 0, ""},
+      throw Error(op_location(g_, label_),
                   fmt::format("the program for '{}' on '{}' needs more than {} instructions (op '{}' alone is split into "
                               "very many tiles; the compiler does not fold tile loops into repeats yet); compile for a "
                               "machine with a larger array or buffers", g_.name, arch_.name, kMaxInstructions, label_));
@@ -616,7 +616,7 @@ class Emitter {
     const int64_t row_bytes = k.K * e_;
     const int64_t staging = std::max<int64_t>(1, (2 * t.a_slot_bytes) / row_bytes);
     if (row_bytes > 2 * t.a_slot_bytes + 2 * t.out_slot_bytes) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one im2col row ({} bytes) does not fit the unified buffer "
+      throw Error(op_location(g_, label_), fmt::format("op '{}': one im2col row ({} bytes) does not fit the unified buffer "
                                                     "staging area; use --im2col=buffer", k.name, row_bytes));
     }
     const int x = tensor(k.input);
@@ -709,7 +709,7 @@ class Emitter {
     r.out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
     r.slots = {0, slot_bytes, 2};
     if (2 * slot_bytes > arch_.unified_buffer.bytes) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': a chunk needs {} bytes of unified buffer but the machine has {}",
+      throw Error(op_location(g_, label_), fmt::format("op '{}': a chunk needs {} bytes of unified buffer but the machine has {}",
                                                     label_, 2 * slot_bytes, arch_.unified_buffer.bytes));
     }
     return r;
@@ -841,7 +841,9 @@ class Emitter {
     const int64_t budget = arch_.unified_buffer.bytes - params;
     const int64_t limit = budget / (2 * per_element + 16);
     if (limit < d) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one row of {} elements does not fit the unified buffer", k.name, d));
+      throw Error(op_location(g_, label_), fmt::format("op '{}': one row of {} elements needs {} bytes of unified buffer (with its fp32 "
+                                                    "copies) but the machine has {}; use a larger unified_buffer",
+                                                    k.name, d, d * (2 * per_element + 16) + params, arch_.unified_buffer.bytes));
     }
     const int64_t rows_limit = limit / d * d;
     comment(fmt::format("{}: {} along rows of {} on the vector unit, {} rows per chunk", k.name, norm ? "layernorm" : "softmax", d,
@@ -962,8 +964,10 @@ class Emitter {
     const int64_t per_element = max ? 3 * e : 3 * e + 8;
     const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_element));
     if (out_w > limit) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one output row ({} elements) does not fit the unified buffer",
-                                                    k.name, out_w));
+      throw Error(op_location(g_, label_),
+                  fmt::format("op '{}': one output row ({} elements) needs {} bytes of unified buffer (the result, two "
+                              "kernel-tap windows and wide temporaries, double-buffered) but the machine has {}; use a "
+                              "larger unified_buffer", k.name, out_w, 2 * out_w * per_element, arch_.unified_buffer.bytes));
     }
     const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
     const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;
@@ -1066,7 +1070,9 @@ class Emitter {
     const int64_t per_channel = spatial * (e + 4) + 4 + e;
     const int64_t channels_per_chunk = std::min(p.in_channels, std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * per_channel)));
     if (arch_.unified_buffer.bytes < 2 * per_channel) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one channel ({} positions) does not fit the unified buffer", k.name, spatial));
+      throw Error(op_location(g_, label_), fmt::format("op '{}': one channel ({} positions) needs {} bytes of unified buffer (with its "
+                                                    "int32/fp32 copies, double-buffered) but the machine has {}; use a "
+                                                    "larger unified_buffer", k.name, spatial, 2 * per_channel, arch_.unified_buffer.bytes));
     }
     comment(fmt::format("{}: global average pooling on the vector unit, {} channel(s) per chunk", k.name, channels_per_chunk));
     VectorRings r = vector_rings(channels_per_chunk * per_channel);
@@ -1249,8 +1255,10 @@ class Emitter {
     const int64_t per_element = 2 * e + 8 + e_out;
     const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * (per_element + 16)));
     if (out_w > limit) {
-      throw Error({g_.file, 0, 0, ""}, fmt::format("op '{}': one output row ({} elements) does not fit the unified buffer",
-                                                    k.name, out_w));
+      throw Error(op_location(g_, label_),
+                  fmt::format("op '{}': one output row ({} elements) needs {} bytes of unified buffer (windows, weights "
+                              "and wide temporaries, double-buffered) but the machine has {}; use a larger unified_buffer",
+                              k.name, out_w, 2 * out_w * (per_element + 16), arch_.unified_buffer.bytes));
     }
     const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
     const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;

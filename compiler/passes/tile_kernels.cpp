@@ -115,7 +115,7 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
 void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   if (arch.mxu.dataflow != Dataflow::WeightStationary) {
     throw Error({graph.file, 0, 0, ""},
-                fmt::format("the compiler emits weight-stationary programs, but arch '{}' is {}; use a ws "
+                fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
                             "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
                             arch.name, dataflow_name(arch.mxu.dataflow)));
   }
@@ -142,7 +142,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
     t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
     t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
     if (t.b_slots < 1) {
-      throw Error({graph.file, 0, 0, ""},
+      throw Error(op_location(graph, k.name),
                   fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
                               "buffer; give the machine a larger weight_buffer", k.name, box.size(), t.n_tile, e, wb));
     }
@@ -172,7 +172,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   const int64_t per_row_acc = 2 * t.n_tile * 4;
   int64_t m = std::min({k.M, arch.unified_buffer.bytes / per_row_ub, arch.accumulator.bytes / per_row_acc});
   if (m < 1) {
-    throw Error({graph.file, 0, 0, ""},
+    throw Error(op_location(graph, k.name),
                 fmt::format("op '{}' cannot be tiled for '{}': even one output pixel needs {} bytes of unified "
                             "buffer (two {}-element input rows and two {}-channel output rows) and {} bytes of "
                             "accumulators, but the machine has {} and {}; use a machine with larger buffers",

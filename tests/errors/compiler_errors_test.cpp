@@ -26,7 +26,8 @@ const std::string kPasses = "the passes are infer-shapes, unroll, depthwise, til
 
 TEST_CASE("a GEMM that does not fit the buffers even one output pixel at a time", "[compiler][errors]") {
   const std::string expected =
-      "tests/errors/compiler/wide-conv.yaml: error: op 'squeeze' cannot be tiled for 'tiny-2x2': even one output "
+      "tests/errors/compiler/wide-conv.yaml:9:5: error: layers[0].conv: op 'squeeze' cannot be tiled for 'tiny-2x2': "
+      "even one output "
       "pixel needs 8 bytes of unified buffer (two 2-element input rows and two 2-channel output rows) and 16 bytes "
       "of accumulators, but the machine has 6 and 16; use a machine with larger buffers\n";
   CHECK(user_error("compile tests/errors/compiler/wide-conv.yaml --arch tests/errors/compiler/tiny-2x2.yaml") ==
@@ -37,11 +38,12 @@ TEST_CASE("a GEMM that does not fit the buffers even one output pixel at a time"
 
 TEST_CASE("vector kernels that do not fit a shrunken unified buffer", "[compiler][errors]") {
   CHECK(user_error("compile examples/models/tiny-cnn.yaml --arch teach-4x4 --set unified_buffer.bytes=64") ==
-        "examples/models/tiny-cnn.yaml: error: op 'pool': one channel (16 positions) does not fit the unified "
-        "buffer\n");
+        "examples/models/tiny-cnn.yaml:25:5: error: layers[5].global_avgpool: op 'pool': one channel (16 positions) "
+        "needs 170 bytes of unified buffer (with its int32/fp32 copies, double-buffered) but the machine has 64; use "
+        "a larger unified_buffer\n");
   CHECK(user_error("compile examples/models/tiny-cnn.yaml --arch teach-4x4 --set unified_buffer.bytes=16") ==
-        "examples/models/tiny-cnn.yaml: error: op 'res': a chunk needs 20 bytes of unified buffer but the machine "
-        "has 16\n");
+        "examples/models/tiny-cnn.yaml:22:5: error: layers[4].add: op 'res': a chunk needs 20 bytes of unified buffer "
+        "but the machine has 16\n");
 }
 
 TEST_CASE("a model whose type is not what the matrix unit multiplies", "[compiler][errors]") {
@@ -58,7 +60,7 @@ TEST_CASE("a machine that is not weight-stationary", "[compiler][errors]") {
     DYNAMIC_SECTION(dataflow) {
       CHECK(user_error("compile examples/models/tiny-cnn.yaml --arch teach-4x4 --set mxu.dataflow=" + dataflow) ==
             "examples/models/tiny-cnn.yaml: error: the compiler emits weight-stationary programs, but arch "
-            "'teach-4x4' is " + dataflow + "; use a ws target (e.g. --set mxu.dataflow=ws) — os and is programs can "
+            "'teach-4x4' has dataflow: " + dataflow + "; use a ws target (e.g. --set mxu.dataflow=ws) — os and is programs can "
             "be written by hand\n");
     }
   }
