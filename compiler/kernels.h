@@ -78,7 +78,6 @@ struct DepthwiseKernel {
   ConvGeometry conv;
   Epilogue epilogue;
   std::string why;
-  int64_t channel_tile = 0, row_tile = 0;  // chosen by tiling
 };
 
 // Elementwise and data-movement work for the VPU/DMA.
@@ -96,7 +95,6 @@ struct VectorKernel {
   std::vector<int64_t> perm;        // Transpose
   int64_t axis = 0;                 // Concat
   double epsilon = 1e-5;            // LayerNorm
-  int64_t block = 0;                // elements (or channels) per chunk, chosen by tiling
 };
 
 using Kernel = std::variant<GemmKernel, DepthwiseKernel, VectorKernel>;

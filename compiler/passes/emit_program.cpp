@@ -989,7 +989,7 @@ class Emitter {
           const int64_t result = slot, taps = slot + count * e, sum = taps + 2 * count * e, temp = sum + 4 * count;
           for (int64_t kh = 0; kh < taps_h; ++kh) {
             for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
-              const bool first = kh == 0 && kw == 0, last = kh + 1 == taps_h && kw + 1 == p.kernel.back();
+              const bool first = kh == 0 && kw == 0;
               const int64_t tap = taps + (tap_index++ % 2) * count * e;
               const int64_t w = -p.pads_begin.back() + kw;
               Instruction load;
@@ -1031,7 +1031,6 @@ class Emitter {
                   add(acc);
                 }
               }
-              (void)last;
             }
           }
           if (!max) {
@@ -1192,9 +1191,8 @@ class Emitter {
   }
 
   void emit_transpose(const VectorKernel& k) {
-    const Value& x = g_.values[static_cast<size_t>(k.inputs[0])];
     const Value& y = g_.values[static_cast<size_t>(k.output)];
-    const int64_t e = dtype_size(x.dtype);
+    const int64_t e = dtype_size(y.dtype);
     const int64_t limit = std::max<int64_t>(1, arch_.unified_buffer.bytes / (2 * e));
     comment(fmt::format("{}: transpose [{}] — the DMA permutes the addresses", k.name, fmt::join(k.perm, ",")));
     int64_t slot_index = 0;
@@ -1213,7 +1211,6 @@ class Emitter {
       add(dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(k.inputs[0]), in_coords, c.extent, steps));
       add(dma(Opcode::DmaStore, buf(Buffer::Unified, slot), tensor(k.output), c.coords, c.extent));
     }
-    (void)x;
   }
 
   void emit_concat(const VectorKernel& k) {

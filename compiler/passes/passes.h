@@ -29,8 +29,8 @@ void choose_depthwise_strategy(KernelModule& module, const ArchConfig& arch, con
 
 // tile_kernels: fits every GEMM to the array (K box <= rows, N tile <= cols) and the buffers
 // (two A slots and two output slots in ub, two accumulator slots in acc, two weight slots or
-// every k-tile of an n-tile in wb), choosing the largest M tile that fits; sizes vector
-// kernels' chunks. Fails with an actionable message when even the smallest tile does not fit.
+// every k-tile of an n-tile in wb), choosing the largest M tile that fits (vector kernels
+// are cut into chunks by the emitter). Fails with an actionable message when even the smallest tile does not fit.
 void tile_kernels(KernelModule& module, const ArchConfig& arch);
 
 // emit_program: places every tile in its buffer slots and orders the work into DMA, MXU and

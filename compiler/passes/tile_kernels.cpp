@@ -196,24 +196,14 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
 }
 
-// Vector kernels work on chunks; `block` is the number of elements of one chunk's largest
-// buffer (chosen by the emitter from the remaining unified buffer).
-void tile_vector(VectorKernel& k, const ArchConfig& arch) {
-  // Two slot sets of up to five int32-sized staging areas fit in the unified buffer.
-  k.block = std::max<int64_t>(1, arch.unified_buffer.bytes / (2 * 11 * 4));
-}
-
 }  // namespace
 
 void tile_kernels(KernelModule& module, const ArchConfig& arch) {
   for (auto& kernel : module.kernels) {
     if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph);
-    if (auto* vec = std::get_if<VectorKernel>(&kernel)) tile_vector(*vec, arch);
-    if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) {
-      check_types(module.graph, dw->name, dw->input, dw->bias, arch);
-      dw->channel_tile = std::max<int64_t>(1, std::min<int64_t>(dw->conv.in_channels, arch.vpu.lanes));
-      dw->row_tile = 1;
-    }
+    // Vector and VPU-depthwise kernels are cut into chunks by the emitter, from the unified
+    // buffer each chunk can use.
+    if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) check_types(module.graph, dw->name, dw->input, dw->bias, arch);
   }
 }
 
