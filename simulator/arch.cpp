@@ -22,6 +22,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ir/diagnostics.h"
+#include "simulator/yaml_text.h"
 #include "tpusim/version.h"
 
 namespace tpusim {
@@ -39,6 +40,13 @@ TargetLimits target_limits(const ArchConfig& arch) {
 }
 
 namespace {
+
+using yaml_text::child_path;
+using yaml_text::contains;
+using yaml_text::describe;
+using yaml_text::join;
+using yaml_text::parse_int64;
+using yaml_text::trim;
 
 // ---------------------------------------------------------------------------------------------
 // The schema: the keys each section accepts, in the order arch_to_yaml prints them.
@@ -71,10 +79,6 @@ const std::vector<std::string> kVpuKeys = [] {
 const std::vector<std::string> kVpuOpKeys = {"latency", "interval"};
 const std::vector<std::string> kDramKeys = {"bytes_per_cycle", "latency_cycles", "channels"};
 
-bool contains(const std::vector<std::string>& list, const std::string& word) {
-  return std::find(list.begin(), list.end(), word) != list.end();
-}
-
 // The keys of the section at `path` ("" = the top level), or nullptr when `path` is a value.
 const std::vector<std::string>* section_keys(const std::string& path) {
   if (path.empty()) return &kTopLevelKeys;
@@ -88,39 +92,10 @@ const std::vector<std::string>* section_keys(const std::string& path) {
   return nullptr;
 }
 
-std::string join(const std::vector<std::string>& words, const char* separator = ", ") {
-  std::string out;
-  for (const auto& word : words) {
-    if (!out.empty()) out += separator;
-    out += word;
-  }
-  return out;
-}
-
-std::string child_path(const std::string& parent, const std::string& key) {
-  return parent.empty() ? key : parent + "." + key;
-}
-
 std::string unknown_key_message(const std::string& key, const std::vector<std::string>& valid) {
   std::string hint = nearest_spelling(key, valid);
   if (!hint.empty()) return fmt::format("unknown key '{}'; did you mean '{}'?", key, hint);
   return fmt::format("unknown key '{}'; valid keys here are: {}", key, join(valid));
-}
-
-// How a node reads in a "got ..." clause.
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Sequence:
-      return "a sequence";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "an empty value";
 }
 
 // Shortest text that reads back as the same double ("700", "48.571429").
@@ -128,14 +103,6 @@ std::string format_number(double value) {
   char buffer[64];
   auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
   return std::string(buffer, result.ptr);
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  return text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,20 +235,6 @@ const std::string& scalar_text(const Value& value, std::string_view expected) {
   if (!value.node.IsScalar())
     value.fail(fmt::format("expected {}, got {}", expected, describe(value.node)));
   return value.node.Scalar();
-}
-
-std::optional<int64_t> parse_int64(std::string_view text, bool* too_large) {
-  *too_large = false;
-  if (text.starts_with('+')) {
-    text.remove_prefix(1);
-    if (text.starts_with('-')) return std::nullopt;
-  }
-  int64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (end != text.data() + text.size()) return std::nullopt;
-  if (error == std::errc::result_out_of_range) *too_large = true;
-  if (error != std::errc()) return std::nullopt;
-  return value;
 }
 
 int64_t read_integer(const Value& value) {

@@ -22,12 +22,20 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ir/diagnostics.h"
+#include "simulator/yaml_text.h"
 #include "simulator/npy.h"
 #include "simulator/random_data.h"
 
 namespace tpusim {
 
 namespace {
+
+using yaml_text::child_path;
+using yaml_text::contains;
+using yaml_text::describe;
+using yaml_text::join;
+using yaml_text::parse_int64;
+using yaml_text::trim;
 
 // ---------------------------------------------------------------------------------------------
 // The default int8 scales (docs/model-format.md, "Quantization scales"). Each int8 value has
@@ -50,53 +58,12 @@ double round_scale(double scale) {
 // ---------------------------------------------------------------------------------------------
 // Reading the tree.
 
-std::string join(const std::vector<std::string>& words, const char* separator = ", ") {
-  std::string out;
-  for (const auto& word : words) {
-    if (!out.empty()) out += separator;
-    out += word;
-  }
-  return out;
-}
-
-std::string child_path(const std::string& parent, const std::string& key) {
-  return parent.empty() ? key : parent + "." + key;
-}
-
 std::string item_path(const std::string& parent, size_t index) {
   return fmt::format("{}[{}]", parent, index);
 }
 
 std::string format_shape(const std::vector<int64_t>& shape) {
   return fmt::format("[{}]", fmt::join(shape, ", "));
-}
-
-// How a node reads in a "got ..." clause.
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Sequence:
-      return "a sequence";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "an empty value";
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
-    text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
-    text.remove_suffix(1);
-  return text;
-}
-
-bool contains(const std::vector<std::string>& list, const std::string& word) {
-  return std::find(list.begin(), list.end(), word) != list.end();
 }
 
 // yaml-cpp marks are 0-based; a node without a mark (an empty value) borrows `fallback`'s.
@@ -208,20 +175,6 @@ const std::string& scalar_text(const Node& node, std::string_view expected) {
   if (!node.yaml.IsScalar())
     node.fail(fmt::format("expected {}, got {}", expected, describe(node.yaml)));
   return node.yaml.Scalar();
-}
-
-std::optional<int64_t> parse_int64(std::string_view text, bool* too_large) {
-  *too_large = false;
-  if (text.starts_with('+')) {
-    text.remove_prefix(1);
-    if (text.starts_with('-')) return std::nullopt;
-  }
-  int64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (end != text.data() + text.size()) return std::nullopt;
-  if (error == std::errc::result_out_of_range) *too_large = true;
-  if (error != std::errc()) return std::nullopt;
-  return value;
 }
 
 int64_t read_integer(const Node& node) {
