@@ -71,12 +71,13 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
                          op_info(k->op).name, k->M, k->K, k->N, k->groups > 1 ? fmt::format(" groups={}", k->groups) : "",
                          name(k->input), name(k->weight), name(k->bias), name(k->output), epilogue_text(k->epilogue),
                          k->op == OpKind::Conv ? fmt::format(" im2col={}", im2col_mode_name(k->im2col)) : "");
+      if (!k->buffers.note.empty()) out += fmt::format("  buffers: {}\n", k->buffers.note);
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
         out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} boxes of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,
                            t.n_tiles, t.n_tile, t.k_tiles, t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile,
                            t.weights_resident ? "resident" : "streamed");
-        out += fmt::format("  buffers: ub 2x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slot_bytes,
+        out += fmt::format("  slots: ub 2x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slot_bytes,
                            t.out_slot_bytes, t.b_slots, t.b_slot_bytes, t.acc_slot_bytes);
         out += fmt::format("  why: {}\n", t.why);
       } else if (!k->tiling.why.empty()) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -57,6 +58,23 @@ struct GemmTiling {
   int64_t tile_rows = 1, tile_cols = 0, window_rows = 0, window_cols = 0;
 };
 
+// A convolution's output kept in the unified buffer for the next convolution instead of going
+// through DRAM (chosen by the allocation pass). The region holds the tensor in the consumer's
+// layout: channels innermost (HWC), with the consumer's zero padding around each image, so the
+// consumer's im2col windows are simply parts of it.
+struct ResidentTensor {
+  int64_t base = 0, bytes = 0;               // ub[base, base + bytes)
+  int64_t pad_top = 0, pad_left = 0;         // where the image starts inside the padding
+  int64_t height = 1, width = 0, channels = 0;  // padded rows and columns per image, channels
+};
+
+struct BufferPlan {
+  std::optional<ResidentTensor> output;  // written into the unified buffer, not DRAM
+  std::optional<ResidentTensor> input;   // read from the unified buffer, not DRAM
+  int64_t budget = 0;                    // ub bytes [0, budget) the kernel's own slots may use
+  std::string note;                      // what allocation decided, for the report
+};
+
 // C[M, N] = A[M, K] . B[K, N] (+ bias) for each group; A is the input seen through im2col.
 // For a batched matmul the groups are the batch entries and B is the second input.
 struct GemmKernel {
@@ -67,6 +85,7 @@ struct GemmKernel {
   int64_t groups = 1, M = 0, K = 0, N = 0;  // per group
   Epilogue epilogue;
   Im2colMode im2col = Im2colMode::Buffer;
+  BufferPlan buffers;
   GemmTiling tiling;
 };
 

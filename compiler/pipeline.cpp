@@ -14,7 +14,7 @@
 namespace tpusim {
 
 std::vector<std::string> pass_names() {
-  return {"infer-shapes", "unroll", "depthwise", "tile", "emit"};
+  return {"infer-shapes", "unroll", "depthwise", "allocate", "tile", "emit"};
 }
 
 Graph load_model(const std::string& path) {
@@ -100,6 +100,8 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
   passes.run("unroll", [&] { result.kernels = unroll_to_kernels(graph, options.lowering); },
              [&] { return print_kernels(result.kernels, false); });
   passes.run("depthwise", [&] { choose_depthwise_strategy(result.kernels, arch, options.lowering); },
+             [&] { return print_kernels(result.kernels, false); });
+  passes.run("allocate", [&] { allocate_buffers(result.kernels, arch); },
              [&] { return print_kernels(result.kernels, false); });
   passes.run("tile", [&] { tile_kernels(result.kernels, arch); }, [&] { return print_kernels(result.kernels, true); });
   passes.run(

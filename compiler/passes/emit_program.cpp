@@ -64,6 +64,7 @@ class Emitter {
   void declare_tensors() {
     // Which values the program touches: graph inputs, weights read by kernels, kernel outputs.
     std::vector<bool> used(g_.values.size(), false);
+    std::vector<int> on_chip;
     for (const auto& kernel : m_.kernels) {
       std::visit(
           [&](const auto& k) {
@@ -76,9 +77,13 @@ class Emitter {
               if (k.bias >= 0) used[static_cast<size_t>(k.bias)] = true;
             }
             used[static_cast<size_t>(k.output)] = true;
+            if constexpr (std::is_same_v<K, GemmKernel>) {
+              if (k.buffers.output) on_chip.push_back(k.output);  // never in DRAM
+            }
           },
           kernel);
     }
+    for (int v : on_chip) used[static_cast<size_t>(v)] = false;
     tensor_of_value_.assign(g_.values.size(), -1);
     std::vector<std::string> taken;
     for (size_t v = 0; v < g_.values.size(); ++v) {
@@ -143,6 +148,12 @@ class Emitter {
                               "machine with a larger array or buffers", g_.name, arch_.name, kMaxInstructions, label_));
     }
     in.label = label_;
+    // A kernel that left its output on chip ends without a DMA store; the next DMA work (which
+    // may reuse its buffer space) waits until it is done.
+    if (pending_done_token_ >= 0 && unit_of(in.opcode) == Unit::Dma) {
+      in.waits.push_back(pending_done_token_);
+      pending_done_token_ = -1;
+    }
     Node node;
     node.kind = Node::Kind::Instruction;
     node.instruction = std::move(in);
@@ -311,14 +322,40 @@ class Emitter {
     Ring a{0, t.a_slot_bytes, 2}, out{2 * t.a_slot_bytes, t.out_slot_bytes, 2}, acc{0, t.acc_slot_bytes, 2};
     Ring b{0, t.b_slot_bytes, t.b_slots};
 
-    int a_ready = token("a_ready", Unit::Dma, Unit::Mxu), a_free = token("a_free", Unit::Mxu, Unit::Dma, 2);
+    const std::optional<ResidentTensor>& resident_in = k.buffers.input;
+    const std::optional<ResidentTensor>& resident_out = k.buffers.output;
+    int a_ready = resident_in ? -1 : token("a_ready", Unit::Dma, Unit::Mxu);
+    int a_free = resident_in ? -1 : token("a_free", Unit::Mxu, Unit::Dma, 2);
     int b_ready = token("b_ready", Unit::Dma, Unit::Mxu);
     int b_free = token("b_free", Unit::Mxu, Unit::Dma, t.weights_resident ? 1 : t.b_slots);
     const bool bias = k.bias >= 0;
     int acc_ready = token("acc_ready", Unit::Mxu, Unit::Vpu);
     int acc_free = token("acc_free", Unit::Vpu, bias ? Unit::Dma : Unit::Mxu, 2);
     int bias_ready = bias ? token("bias_ready", Unit::Dma, Unit::Mxu) : -1;
-    int out_ready = token("out_ready", Unit::Vpu, Unit::Dma), out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
+    int out_ready = resident_out ? -1 : token("out_ready", Unit::Vpu, Unit::Dma);
+    int out_free = resident_out ? -1 : token("out_free", Unit::Dma, Unit::Vpu, 2);
+    // A resident input was written by the previous kernel: its last epilogue op signals this.
+    const int input_written = resident_in ? pending_resident_token_ : -1;
+    if (resident_in) TPUSIM_CHECK(input_written >= 0, "resident input without its producer's token");
+    pending_resident_token_ = -1;
+    // A resident output: zero its region first (the padding its reader needs), then hand it on.
+    int zeroed = -1, written = -1, finished = -1;
+    if (resident_out) {
+      zeroed = token("zeroed", Unit::Dma, Unit::Vpu);
+      written = token("resident_ready", Unit::Vpu, Unit::Mxu);
+      finished = token("done", Unit::Vpu, Unit::Dma);
+      const ResidentTensor& r = *resident_out;
+      // Every coordinate of this load is outside the weight tensor, so it writes zeros and reads
+      // nothing from DRAM.
+      const auto& w_shape = g_.values[static_cast<size_t>(k.weight)].shape;
+      std::vector<int64_t> outside(w_shape.size(), -1);
+      Instruction clear = dma(Opcode::DmaLoad, buf(Buffer::Unified, r.base), tensor(k.weight), outside,
+                              {r.bytes / (r.width * r.channels * e_), r.width * r.channels},
+                              {std::vector<int64_t>(w_shape.size(), 0), std::vector<int64_t>(w_shape.size(), 0)},
+                              {r.width * r.channels * e_, e_});
+      clear.signals = {zeroed};
+      add(clear);
+    }
 
     // Materialized im2col: write the whole im2col matrix of each group to DRAM first.
     int im2col_tensor = -1;
@@ -347,7 +384,8 @@ class Emitter {
     const std::vector<MTile> tiles = m_tiles(k);
     const int64_t window_pitch = t.window_cols * channels * e_;  // bytes per window row (buffer mode)
 
-    const int x_tensor = tensor(k.input), w_tensor = tensor(k.weight), y_tensor = tensor(k.output);
+    const int x_tensor = resident_in ? -1 : tensor(k.input), w_tensor = tensor(k.weight);
+    const int y_tensor = resident_out ? -1 : tensor(k.output);
     for (int64_t group = 0; group < k.groups; ++group) {
       for (int64_t n0 = 0; n0 < k.N; n0 += t.n_tile) {
         const int64_t nt = std::min(t.n_tile, k.N - n0);
@@ -367,7 +405,13 @@ class Emitter {
           }
           // Buffer mode: the tile's input window, once for every K box.
           int64_t window = -1;
-          if (window_mode) {
+          int64_t pitch = window_pitch;
+          if (window_mode && resident_in) {
+            // The window is part of the resident tensor (padded, channels innermost).
+            const ResidentTensor& r = *resident_in;
+            pitch = r.width * r.channels * e_;
+            window = r.base + ((tile.batch * r.height + tile.row * sh) * r.width + tile.col * sw) * r.channels * e_;
+          } else if (window_mode) {
             window = a.take();
             const int64_t c = group * channels;
             const int64_t w0 = tile.col * sw - k.conv.pads_begin.back();
@@ -464,19 +508,21 @@ class Emitter {
             mm.dst_stride = nt * 4;
             mm.accumulate = bias || j > 0;
             if (j == 0) {
-              mm.waits = {a_ready, bias ? bias_ready : acc_free};
+              mm.waits = {bias ? bias_ready : acc_free};
+              if (!resident_in) mm.waits.push_back(a_ready);
+              if (resident_in && n0 == 0 && ti == 0 && group == 0) mm.waits.push_back(input_written);
             } else if (!window_mode) {
               mm.waits = {a_ready};
             }
             std::vector<int> done;
-            if (!window_mode || last_k) done.push_back(a_free);
+            if (!resident_in && (!window_mode || last_k)) done.push_back(a_free);
             if (last_k) done.push_back(acc_ready);
             if (window_mode) {
               // One matmul per output row: the box's vectors, one pixel (sw columns) apart.
-              mm.src = buf(Buffer::Unified, window + box.kh0 * dh * window_pitch + box.kw0 * dw * channels * e_ + box.c0 * e_);
+              mm.src = buf(Buffer::Unified, window + box.kh0 * dh * pitch + box.kw0 * dw * channels * e_ + box.c0 * e_);
               mm.src_stride = sw * channels * e_;
               mm.count = tile.cols;
-              matmul_rows(mm, tile.rows, sh * window_pitch, tile.cols * nt * 4, done);
+              matmul_rows(mm, tile.rows, sh * pitch, tile.cols * nt * 4, done);
             } else {
               mm.src = buf(Buffer::Unified, a_slot);
               mm.src_stride = kb * e_;
@@ -484,6 +530,48 @@ class Emitter {
               mm.signals = done;
               add(mm);
             }
+          }
+          const bool last_tile = group + 1 == k.groups && n0 + t.n_tile >= k.N && last_m;
+          if (resident_out) {
+            // Epilogue straight into the resident tensor: one run of pixels per output row,
+            // channels oc0.. at each pixel.
+            const ResidentTensor& r = *resident_out;
+            const DType acc_type = accumulator_type(arch_.mxu.operand_type);
+            std::vector<Instruction> ops;
+            for (const Segment& sg : segments(k, m0, mt)) {
+              const int64_t dst = r.base + ((sg.batch * r.height + sg.row + r.pad_top) * r.width + sg.col + r.pad_left) * r.channels * e_ +
+                                  oc0 * e_;
+              Instruction convert = vpu(out_type == DType::Int8 ? Opcode::VpuRequantize : Opcode::VpuCopy,
+                                        buf(Buffer::Unified, dst, out_type), buf(Buffer::Accumulator, acc_slot + sg.offset * nt * 4, acc_type),
+                                        sg.length, nt);
+              convert.dst_stride = r.channels * e_;
+              convert.src_stride = nt * 4;
+              if (out_type == DType::Int8) {
+                convert.multiplier = k.epilogue.scale.multiplier;
+                convert.shift = k.epilogue.scale.shift;
+              }
+              ops.push_back(convert);
+              auto in_place = [&](Opcode code, std::optional<double> imm) {
+                Instruction in = vpu(code, buf(Buffer::Unified, dst, out_type), buf(Buffer::Unified, dst, out_type), sg.length, nt);
+                in.dst_stride = in.src_stride = r.channels * e_;
+                in.imm = imm;
+                ops.push_back(in);
+              };
+              if (k.epilogue.activation == Epilogue::Activation::Relu) in_place(Opcode::VpuRelu, std::nullopt);
+              if (k.epilogue.activation == Epilogue::Activation::Clip) {
+                in_place(Opcode::VpuMax, k.epilogue.clip_low);
+                in_place(Opcode::VpuMin, k.epilogue.clip_high);
+              }
+            }
+            ops.front().waits = {acc_ready};
+            if (ti == 0 && n0 == 0 && group == 0) ops.front().waits.push_back(zeroed);
+            ops.back().signals = {acc_free};
+            if (last_tile) {
+              ops.back().signals.push_back(written);
+              ops.back().signals.push_back(finished);
+            }
+            for (auto& in : ops) add(std::move(in));
+            continue;
           }
           // Epilogue: accumulators -> output slot, then the activation.
           const int64_t out_slot = out.take();
@@ -533,6 +621,10 @@ class Emitter {
       }
     }
     flush_store();
+    if (resident_out) {
+      pending_resident_token_ = written;
+      pending_done_token_ = finished;
+    }
   }
 
   // The coordinates of batch entry `index` of `value` (its dims before the last two, row
@@ -1380,6 +1472,8 @@ class Emitter {
   std::string label_;
   int kernel_index_ = 0;
   int64_t instructions_ = 0;
+  int pending_done_token_ = -1;      // signalled by a kernel that kept its output on chip
+  int pending_resident_token_ = -1;  // ... and waited on by the kernel reading it
   static constexpr int64_t kMaxInstructions = 2'000'000;
 };
 

@@ -27,6 +27,14 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
 // multiply-add per tap) and keeps the faster; the kernel records which and why.
 void choose_depthwise_strategy(KernelModule& module, const ArchConfig& arch, const LoweringOptions& options);
 
+// allocate_buffers: lifetime-based placement of tensors between kernels. A convolution's output
+// whose only reader is the next kernel, a convolution reading it with im2col in the buffer,
+// stays in the unified buffer (in that consumer's padded HWC layout) when it and the tensors
+// live beside it fit in half the buffer; every other tensor goes through DRAM, and the plan
+// says which and why. Regions are placed from the top of the buffer down, reusing the space of
+// tensors whose reader has finished; each kernel's own slots get the space below.
+void allocate_buffers(KernelModule& module, const ArchConfig& arch);
+
 // tile_kernels: fits every GEMM to the array (K box <= rows, N tile <= cols) and the buffers
 // (two A slots and two output slots in ub, two accumulator slots in acc, two weight slots or
 // every k-tile of an n-tile in wb), choosing the largest M tile that fits (vector kernels

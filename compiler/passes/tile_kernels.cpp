@@ -87,10 +87,14 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
   const int64_t kh = two_d ? c.kernel[0] : 1, sh = two_d ? c.strides[0] : 1, dh = two_d ? c.dilations[0] : 1;
   auto window_rows = [&](int64_t rows) { return (rows - 1) * sh + (kh - 1) * dh + 1; };
   auto window_cols = [&](int64_t cols) { return (cols - 1) * c.strides.back() + (c.kernel.back() - 1) * c.dilations.back() + 1; };
+  // Windows are not loaded when the input is resident; output slots are not needed when the
+  // output is (the epilogue writes into the resident tensor).
+  const bool windows = !k.buffers.input, out_slots = !k.buffers.output;
+  const int64_t budget = k.buffers.budget > 0 ? k.buffers.budget : arch.unified_buffer.bytes;
   auto fits = [&](int64_t rows, int64_t cols) {
-    const int64_t window = window_rows(rows) * window_cols(cols) * channels * e;
-    return 2 * window + 2 * rows * cols * t.n_tile * e_out <= arch.unified_buffer.bytes &&
-           2 * rows * cols * t.n_tile * 4 <= arch.accumulator.bytes;
+    const int64_t window = windows ? window_rows(rows) * window_cols(cols) * channels * e : 0;
+    const int64_t out = out_slots ? rows * cols * t.n_tile * e_out : 0;
+    return 2 * window + 2 * out <= budget && 2 * rows * cols * t.n_tile * 4 <= arch.accumulator.bytes;
   };
   int64_t rows = 1, cols = out_w;
   if (fits(1, out_w)) {
@@ -106,8 +110,8 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
   t.window_cols = window_cols(cols);
   t.m_tile = rows * cols;
   t.m_tiles = c.batch * ceil_div(out_h, rows) * ceil_div(out_w, cols);
-  t.a_slot_bytes = t.window_rows * t.window_cols * channels * e;
-  t.out_slot_bytes = t.m_tile * t.n_tile * e_out;
+  t.a_slot_bytes = windows ? t.window_rows * t.window_cols * channels * e : 0;
+  t.out_slot_bytes = out_slots ? t.m_tile * t.n_tile * e_out : 0;
   t.acc_slot_bytes = t.m_tile * t.n_tile * 4;
   return true;
 }
@@ -161,6 +165,12 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
                              : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
       return;
     }
+    if (k.buffers.input) {
+      throw Error(op_location(graph, k.name),
+                  fmt::format("op '{}' cannot be tiled for '{}': one output pixel does not fit the unified buffer left "
+                              "beside its input ({} bytes); use a machine with a larger unified buffer",
+                              k.name, arch.name, k.buffers.budget));
+    }
     k.im2col = Im2colMode::Dma;
     fallback = "the input window of one output pixel does not fit the unified buffer, so the DMA walks im2col; ";
   }
@@ -168,15 +178,16 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   plan_weights(choose_k_box(k, rows));
   const int64_t kb = t.k_box.size();
   // The M tile: two A slots + two output slots in ub, two accumulator slots in acc.
-  const int64_t per_row_ub = 2 * kb * e + 2 * t.n_tile * e_out;
+  const int64_t per_row_ub = 2 * kb * e + (k.buffers.output ? 0 : 2 * t.n_tile * e_out);
   const int64_t per_row_acc = 2 * t.n_tile * 4;
-  int64_t m = std::min({k.M, arch.unified_buffer.bytes / per_row_ub, arch.accumulator.bytes / per_row_acc});
+  const int64_t ub_budget = k.buffers.budget > 0 ? k.buffers.budget : arch.unified_buffer.bytes;
+  int64_t m = std::min({k.M, ub_budget / per_row_ub, arch.accumulator.bytes / per_row_acc});
   if (m < 1) {
     throw Error(op_location(graph, k.name),
                 fmt::format("op '{}' cannot be tiled for '{}': even one output pixel needs {} bytes of unified "
                             "buffer (two {}-element input rows and two {}-channel output rows) and {} bytes of "
                             "accumulators, but the machine has {} and {}; use a machine with larger buffers",
-                            k.name, arch.name, per_row_ub, kb, t.n_tile, per_row_acc, arch.unified_buffer.bytes,
+                            k.name, arch.name, per_row_ub, kb, t.n_tile, per_row_acc, ub_budget,
                             arch.accumulator.bytes));
   }
   const int64_t row = k.conv.out_size.back();  // output pixels per output row
@@ -184,7 +195,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   t.m_tile = m;
   t.m_tiles = ceil_div(k.M, m);
   t.a_slot_bytes = m * kb * e;
-  t.out_slot_bytes = m * t.n_tile * e_out;
+  t.out_slot_bytes = k.buffers.output ? 0 : m * t.n_tile * e_out;
   t.acc_slot_bytes = m * t.n_tile * 4;
   t.chosen = true;
   t.why = earlier + fallback + fmt::format(

@@ -20,7 +20,7 @@ std::string user_error(const std::string& arguments) {
   return r.err;
 }
 
-const std::string kPasses = "the passes are infer-shapes, unroll, depthwise, tile, emit";
+const std::string kPasses = "the passes are infer-shapes, unroll, depthwise, allocate, tile, emit";
 
 }  // namespace
 
