@@ -240,3 +240,60 @@ outputs: [act]
     CHECK(e.location().line > 0);
   }
 }
+
+TEST_CASE("allocation keeps a convolution's output on chip for the next convolution", "[compiler][allocate]") {
+  const std::string chain = R"(name: chain
+type: int8
+inputs:
+  x: {shape: [1, 4, 6, 7], scale: 0.05}
+layers:
+  - conv: {name: a, out_channels: 6, kernel: 3, padding: 1, relu: true}
+  - conv: {name: b, out_channels: 5, kernel: 3, stride: 2, padding: [1, 0, 1, 1], relu: true}
+  - conv: {name: c, out_channels: 4, kernel: 1}
+outputs: [c]
+)";
+  ArchConfig arch = sweep_arch(DType::Int8);
+  Graph graph = parse_model_yaml(chain, "chain.yaml");
+  CompileResult compiled = compile_graph(graph, arch, CompileOptions{});
+  const auto& a = std::get<GemmKernel>(compiled.kernels.kernels[0]);
+  const auto& b = std::get<GemmKernel>(compiled.kernels.kernels[1]);
+  const auto& c = std::get<GemmKernel>(compiled.kernels.kernels[2]);
+  REQUIRE(a.buffers.output);
+  REQUIRE(b.buffers.input);
+  REQUIRE(b.buffers.output);
+  REQUIRE(c.buffers.input);
+  CHECK(!c.buffers.output);
+  // a's output holds b's padding: 6 + 1 + 1 rows, 7 + 0 + 1 columns, 6 channels.
+  CHECK(a.buffers.output->bytes == 8 * 8 * 6);
+  // Live at the same time in b, the two regions do not overlap; both sit above b's own slots.
+  const ResidentTensor& in = *b.buffers.input;
+  const ResidentTensor& out = *b.buffers.output;
+  CHECK((out.base + out.bytes <= in.base || in.base + in.bytes <= out.base));
+  CHECK(b.buffers.budget <= std::min(in.base, out.base));
+  CHECK(c.buffers.note.find("input read from the unified buffer") == 0);
+  // The intermediate tensors never reach DRAM.
+  CHECK(compiled.tensor_of_value[static_cast<size_t>(a.output)] == -1);
+  CHECK(compiled.tensor_of_value[static_cast<size_t>(b.output)] == -1);
+  for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
+    std::string text = compile_and_check(chain, arch, fidelity);
+    CHECK(text.find("bit-exact") != std::string::npos);
+  }
+}
+
+TEST_CASE("allocation says why a tensor goes to DRAM when it does not fit", "[compiler][allocate]") {
+  const std::string wide = R"(name: wide
+type: int8
+inputs:
+  x: {shape: [1, 8, 16, 16], scale: 0.05}
+layers:
+  - conv: {name: a, out_channels: 16, kernel: 3, padding: 1}
+  - conv: {name: b, out_channels: 4, kernel: 1}
+outputs: [b]
+)";
+  ArchConfig arch = sweep_arch(DType::Int8);
+  CompileResult compiled = compile_graph(parse_model_yaml(wide, "wide.yaml"), arch, CompileOptions{});
+  const auto& a = std::get<GemmKernel>(compiled.kernels.kernels[0]);
+  CHECK(!a.buffers.output);
+  CHECK(a.buffers.note == "output to DRAM: on chip it would need 4096 bytes, more than half the 6144-byte unified buffer");
+  compile_and_check(wide, arch, Fidelity::Fast);
+}
