@@ -48,7 +48,10 @@ struct GemmTiling {
   int64_t m_tile = 0, n_tile = 0;  // output pixels (rows) and output channels (columns) per tile
   KBox k_box;
   int64_t m_tiles = 0, n_tiles = 0, k_tiles = 0;
-  bool weights_resident = false;  // all k-tiles of an n-tile stay in wb across the m-tiles
+  bool weights_resident = false;  // weights stay in wb: all k-tiles of an n-tile across its M tiles
+                                  // (or, with m_outer, every weight tile for the whole kernel)
+  bool m_outer = false;           // loop order: M tiles outer, n-tiles inner (each input window
+                                  // is loaded once and used by every n-tile)
   std::string why;                // the reasoning, for the report
   // Buffer use of one tile set, bytes (filled by the tiling pass, placed by allocation).
   int64_t a_slot_bytes = 0, b_slot_bytes = 0, acc_slot_bytes = 0, out_slot_bytes = 0;

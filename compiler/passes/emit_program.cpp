@@ -386,15 +386,42 @@ class Emitter {
 
     const int x_tensor = resident_in ? -1 : tensor(k.input), w_tensor = tensor(k.weight);
     const int y_tensor = resident_out ? -1 : tensor(k.output);
-    for (int64_t group = 0; group < k.groups; ++group) {
+    // The order the (n-tile, M tile) pairs are visited in: n-tiles outer, so each n-tile's
+    // weights can stay for all its M tiles, or (t.m_outer) M tiles outer, so each input window
+    // is loaded once for every n-tile.
+    struct Visit {
+      int64_t n0;
+      size_t ti;
+    };
+    std::vector<Visit> order;
+    if (t.m_outer) {
+      for (size_t ti = 0; ti < tiles.size(); ++ti) {
+        for (int64_t n0 = 0; n0 < k.N; n0 += t.n_tile) order.push_back({n0, ti});
+      }
+    } else {
       for (int64_t n0 = 0; n0 < k.N; n0 += t.n_tile) {
-        const int64_t nt = std::min(t.n_tile, k.N - n0);
-        const int64_t oc0 = group * k.N + n0;
-        std::vector<int64_t> resident_slot(boxes.size(), -1);
-        for (size_t ti = 0; ti < tiles.size(); ++ti) {
+        for (size_t ti = 0; ti < tiles.size(); ++ti) order.push_back({n0, ti});
+      }
+    }
+    const size_t n_count = static_cast<size_t>((k.N + t.n_tile - 1) / t.n_tile);
+    int64_t window = -1;
+    for (int64_t group = 0; group < k.groups; ++group) {
+      // Where each resident weight tile [n-tile][k box] was put.
+      std::vector<std::vector<int64_t>> resident_slot(n_count, std::vector<int64_t>(boxes.size(), -1));
+      for (size_t vi = 0; vi < order.size(); ++vi) {
+        const int64_t n0 = order[vi].n0;
+        const size_t ti = order[vi].ti;
+        const size_t n_index = static_cast<size_t>(n0 / t.n_tile);
+        {
+          const int64_t nt = std::min(t.n_tile, k.N - n0);
+          const int64_t oc0 = group * k.N + n0;
           const MTile& tile = tiles[ti];
           const int64_t m0 = tile.m0, mt = tile.count;
-          const bool first_m = ti == 0, last_m = ti + 1 == tiles.size();
+          // First and last use of this n-tile's weights, and of this M tile's window.
+          const bool last_m = ti + 1 == tiles.size();
+          const bool first_n = n0 == 0, last_n = n0 + t.n_tile >= k.N;
+          const bool first_visit = vi == 0, last_visit = vi + 1 == order.size();
+          const bool window_first_use = !t.m_outer || first_n, window_last_use = !t.m_outer || last_n;
           const int64_t acc_slot = acc.take();
           if (bias) {
             Instruction in = dma(Opcode::DmaLoad, buf(Buffer::Accumulator, acc_slot), tensor(k.bias), {oc0}, {mt, nt}, {{0}, {1}},
@@ -403,15 +430,15 @@ class Emitter {
             in.signals = {bias_ready};
             add(in);
           }
-          // Buffer mode: the tile's input window, once for every K box.
-          int64_t window = -1;
+          // Buffer mode: the tile's input window, once for every K box (and, M tiles outer,
+          // once for every n-tile).
           int64_t pitch = window_pitch;
           if (window_mode && resident_in) {
             // The window is part of the resident tensor (padded, channels innermost).
             const ResidentTensor& r = *resident_in;
             pitch = r.width * r.channels * e_;
             window = r.base + ((tile.batch * r.height + tile.row * sh) * r.width + tile.col * sw) * r.channels * e_;
-          } else if (window_mode) {
+          } else if (window_mode && window_first_use) {
             window = a.take();
             const int64_t c = group * channels;
             const int64_t w0 = tile.col * sw - k.conv.pads_begin.back();
@@ -469,10 +496,10 @@ class Emitter {
             }
             // B: this K box of the weights, as a kb x nt matrix.
             int64_t b_slot;
-            const bool load_b = !t.weights_resident || first_m;
+            const bool load_b = !t.weights_resident || resident_slot[n_index][j] < 0;
             if (load_b) {
               b_slot = b.take();
-              if (t.weights_resident) resident_slot[j] = b_slot;
+              if (t.weights_resident) resident_slot[n_index][j] = b_slot;
               Instruction in;
               if (k.op == OpKind::Linear) {
                 in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0}, {box.c, nt}, {{0, 1}, {1, 0}});
@@ -486,11 +513,14 @@ class Emitter {
                 in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kw0}, {box.kw, box.c, nt},
                          {{0, 0, 1}, {0, 1, 0}, {1, 0, 0}});
               }
-              if (!t.weights_resident || j == 0) in.waits = {b_free};
+              // Resident weights are one set: n-tiles outer, per n-tile (reused slots); M tiles
+              // outer, for the whole kernel.
+              const bool set_start = t.m_outer ? (first_visit && j == 0) : (j == 0);
+              if (!t.weights_resident || set_start) in.waits = {b_free};
               in.signals = {b_ready};
               add(in);
             } else {
-              b_slot = resident_slot[j];
+              b_slot = resident_slot[n_index][j];
             }
             if (j == 0) flush_store();  // the previous tile's store, behind this tile's first loads
             Instruction ls;
@@ -500,7 +530,8 @@ class Emitter {
             ls.cols = nt;
             ls.src_stride = nt * e_;
             if (load_b) ls.waits = {b_ready};
-            if (!t.weights_resident || (last_m && last_k)) ls.signals = {b_free};
+            const bool set_end = t.m_outer ? (last_visit && last_k) : (last_m && last_k);
+            if (!t.weights_resident || set_end) ls.signals = {b_free};
             add(ls);
             Instruction mm;
             mm.opcode = Opcode::MxuMatmul;
@@ -509,13 +540,13 @@ class Emitter {
             mm.accumulate = bias || j > 0;
             if (j == 0) {
               mm.waits = {bias ? bias_ready : acc_free};
-              if (!resident_in) mm.waits.push_back(a_ready);
-              if (resident_in && n0 == 0 && ti == 0 && group == 0) mm.waits.push_back(input_written);
+              if (!resident_in && window_first_use) mm.waits.push_back(a_ready);
+              if (resident_in && first_visit && group == 0) mm.waits.push_back(input_written);
             } else if (!window_mode) {
               mm.waits = {a_ready};
             }
             std::vector<int> done;
-            if (!resident_in && (!window_mode || last_k)) done.push_back(a_free);
+            if (!resident_in && (!window_mode || (last_k && window_last_use))) done.push_back(a_free);
             if (last_k) done.push_back(acc_ready);
             if (window_mode) {
               // One matmul per output row: the box's vectors, one pixel (sw columns) apart.
@@ -531,7 +562,7 @@ class Emitter {
               add(mm);
             }
           }
-          const bool last_tile = group + 1 == k.groups && n0 + t.n_tile >= k.N && last_m;
+          const bool last_tile = group + 1 == k.groups && last_visit;
           if (resident_out) {
             // Epilogue straight into the resident tensor: one run of pixels per output row,
             // channels oc0.. at each pixel.
@@ -564,7 +595,7 @@ class Emitter {
               }
             }
             ops.front().waits = {acc_ready};
-            if (ti == 0 && n0 == 0 && group == 0) ops.front().waits.push_back(zeroed);
+            if (first_visit && group == 0) ops.front().waits.push_back(zeroed);
             ops.back().signals = {acc_free};
             if (last_tile) {
               ops.back().signals.push_back(written);

@@ -156,13 +156,33 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
     plan_weights(choose_buffer_box(k, rows));
     if (tile_window(k, arch, e, e_out)) {
       t.chosen = true;
+      // Loop order for reuse: with n-tiles outer every input window is read once per n-tile;
+      // with M tiles outer once, but the weights are read once per M tile unless all of them
+      // fit the weight buffer. Take the order that moves fewer DRAM bytes.
+      std::string order;
+      if (t.n_tiles > 1 && !k.buffers.input) {
+        const int64_t windows = t.m_tiles * t.a_slot_bytes * k.groups;
+        const int64_t weights = k.K * k.N * e * k.groups;
+        const bool all_resident = t.k_tiles * t.n_tiles * t.b_slot_bytes <= wb;
+        const int64_t n_outer = t.n_tiles * windows + (t.weights_resident ? 1 : t.m_tiles) * weights;
+        const int64_t m_outer = windows + (all_resident ? 1 : t.m_tiles) * weights;
+        if (m_outer < n_outer) {
+          t.m_outer = true;
+          t.weights_resident = all_resident;
+          t.b_slots = all_resident ? t.k_tiles * t.n_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
+        }
+        order = fmt::format("; loop order {} (about {} DRAM bytes of windows and weights, against {} the other way)",
+                            t.m_outer ? "M tiles outer: each window read once for every n-tile"
+                                      : "n-tiles outer: each n-tile's weights read once",
+                            std::min(n_outer, m_outer), std::max(n_outer, m_outer));
+      }
       t.why = earlier + fmt::format(
           "im2col in the buffer: {}x{} output pixels per tile read from a {}x{}x{} input window; K box {}x{} taps x {} "
           "channels = {} of {} array rows; N tile {} of {} columns; weights {}",
           t.tile_rows, t.tile_cols, t.window_rows, t.window_cols, channels, t.k_box.kh_tile, t.k_box.kw_tile,
           t.k_box.c_tile, t.k_box.size(), rows, t.n_tile, cols,
           t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
-                             : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
+                             : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s")) + order;
       return;
     }
     if (k.buffers.input) {

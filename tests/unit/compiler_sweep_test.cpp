@@ -297,3 +297,26 @@ outputs: [b]
   CHECK(a.buffers.note == "output to DRAM: on chip it would need 4096 bytes, more than half the 6144-byte unified buffer");
   compile_and_check(wide, arch, Fidelity::Fast);
 }
+
+TEST_CASE("tiling picks M tiles outer when reloading weights costs less than re-reading windows", "[compiler][tiling]") {
+  const std::string model = R"(name: wide_out
+type: int8
+inputs:
+  x: {shape: [1, 4, 12, 12], scale: 0.05}
+layers:
+  - conv: {name: c, out_channels: 12, kernel: 3, padding: 1, relu: true}
+outputs: [c]
+)";
+  ArchConfig arch = sweep_arch(DType::Int8);
+  CompileResult compiled = compile_graph(parse_model_yaml(model, "wide.yaml"), arch, CompileOptions{});
+  const auto& k = std::get<GemmKernel>(compiled.kernels.kernels[0]);
+  INFO(k.tiling.why);
+  CHECK(k.tiling.n_tiles == 3);
+  CHECK(k.tiling.m_tiles > 1);
+  CHECK(k.tiling.m_outer);
+  CHECK(!k.tiling.weights_resident);  // 9 k-tiles x 3 n-tiles of weights do not fit 256 bytes
+  for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
+    std::string text = compile_and_check(model, arch, fidelity);
+    CHECK(text.find("bit-exact") != std::string::npos);
+  }
+}
