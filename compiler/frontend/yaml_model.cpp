@@ -44,7 +44,7 @@ using yaml_text::trim;
 
 constexpr double kTargetRms = 32;
 const double kUniformInt8Rms = 128 / std::sqrt(3.0);  // seeded int8 data: uniform [-128, 127]
-constexpr double kDefaultWeightScale = 1.0 / 128;     // seeded int8 weights span [-1, 1)
+constexpr double kDefaultWeightScale = 1.0 / 128;     // fallback when weights measure as all zero
 constexpr double kDefaultInputScale = 1.0 / 128;      // inputs span [-1, 1)
 constexpr uint64_t kDefaultSeed = 1;
 constexpr double kDefaultEpsilon = 1e-5;
@@ -410,6 +410,9 @@ class ModelBuilder {
     return it == rms_.end() ? kTargetRms : it->second;
   }
   Quantized quantized(int index) const { return {scale_of(index), rms_of(index)}; }
+  // After a relu (or a clip at 0) the scale is kept but half the values become 0: the RMS, in
+  // steps, drops by sqrt(2). Tracking that keeps the default scales of a deep network steady.
+  Quantized rectified(int index) const { return {scale_of(index), rms_of(index) / std::sqrt(2.0)}; }
 
   void claim_name(const std::string& name, const SourceLocation& where, bool generated = false);
   int add_activation(const std::string& name, const SourceLocation& where, Quantized q,
@@ -423,7 +426,7 @@ class ModelBuilder {
   // The output's scale: the layer's `scale:`, else `rule()` (int8 models only).
   template <typename Rule>
   Quantized output_quantization(const Layer& layer, Rule rule) const;
-  double weight_scale(const Layer& layer) const;
+  double weight_scale(const Layer& layer, int64_t fan_in) const;
   void reject_int8_keys(const Layer& layer) const;
 
   // A weight `LAYER.suffix` from the file under `file_key`, else seeded; returns its index.
@@ -624,10 +627,12 @@ void ModelBuilder::reject_int8_keys(const Layer& layer) const {
   }
 }
 
-double ModelBuilder::weight_scale(const Layer& layer) const {
+// By default seeded int8 weights span +-sqrt(6 / fan_in) (He initialization), so a deep
+// network's activations keep their size instead of growing layer by layer.
+double ModelBuilder::weight_scale(const Layer& layer, int64_t fan_in) const {
   if (!is_int8()) return 0;
   if (auto node = layer.spec.find("weight_scale")) return read_positive_number(*node);
-  return kDefaultWeightScale;
+  return round_scale(std::sqrt(6.0 / static_cast<double>(std::max<int64_t>(1, fan_in))) / 128);
 }
 
 int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
@@ -704,9 +709,9 @@ int ModelBuilder::add_fused_activation(const Layer& layer, int input) {
   bool relu = relu_node && read_bool(*relu_node);
   bool relu6 = relu6_node && read_bool(*relu6_node);
   if (relu && relu6) relu6_node->fail("give relu or relu6, not both");
-  if (relu) return add_op(OpKind::Relu, layer, layer.name + ".relu", {input}, quantized(input));
+  if (relu) return add_op(OpKind::Relu, layer, layer.name + ".relu", {input}, rectified(input));
   if (relu6) {
-    return add_op(OpKind::Clip, layer, layer.name + ".relu6", {input}, quantized(input),
+    return add_op(OpKind::Clip, layer, layer.name + ".relu6", {input}, rectified(input),
                   {{"min", 0.0}, {"max", 6.0}});
   }
   return input;
@@ -858,7 +863,9 @@ int ModelBuilder::build_conv(const Layer& layer) {
     if (auto node = spec.find("bias_weights"))
       node->fail("gives a bias file, but bias is false; remove one of them");
   }
-  const double w_scale = weight_scale(layer);
+  int64_t fan_in = channels / groups;
+  for (int64_t k : kernel) fan_in *= k;
+  const double w_scale = weight_scale(layer, fan_in);
   std::vector<int64_t> w_shape = {out_channels, channels / groups};
   w_shape.insert(w_shape.end(), kernel.begin(), kernel.end());
   const char* w_meaning = spatial == 1
@@ -913,7 +920,7 @@ int ModelBuilder::build_linear(const Layer& layer) {
     if (auto node = spec.find("bias_weights"))
       node->fail("gives a bias file, but bias is false; remove one of them");
   }
-  const double w_scale = weight_scale(layer);
+  const double w_scale = weight_scale(layer, features);
   int w = add_weight(layer, "w", {out_features, features}, type_, w_scale, "weights",
                      "weights [out_features, in_features]");
   std::vector<int> inputs = {x, w};
@@ -1034,9 +1041,9 @@ int ModelBuilder::build(const Layer& layer) {
       return add_fused_activation(layer, add_op(OpKind::Mul, layer, layer.name, in, q));
     }
     case LayerKind::Relu:
-      return add_op(OpKind::Relu, layer, layer.name, in, output_quantization(layer, keep_range));
+      return add_op(OpKind::Relu, layer, layer.name, in, output_quantization(layer, [&] { return rectified(in[0]); }));
     case LayerKind::Relu6:
-      return add_op(OpKind::Clip, layer, layer.name, in, output_quantization(layer, keep_range),
+      return add_op(OpKind::Clip, layer, layer.name, in, output_quantization(layer, [&] { return rectified(in[0]); }),
                     {{"min", 0.0}, {"max", 6.0}});
     case LayerKind::Clip: {
       double low = read_number(spec.require("min", "the lower bound, a number"));

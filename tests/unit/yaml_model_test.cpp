@@ -183,7 +183,8 @@ layers:
   CHECK(w.kind == ValueKind::Weight);
   CHECK(w.dtype == DType::Int8);
   CHECK(w.shape == std::vector<int64_t>{4, 3, 3, 3});
-  CHECK(w.scale == 1.0 / 128);
+  // He initialization: seeded weights span +-sqrt(6 / fan_in), fan_in = 3 * 3 * 3.
+  CHECK(w.scale == three_digits(std::sqrt(6.0 / 27) / 128));
   CHECK(w.seed == seed_for("conv1.w", 1));
   CHECK(w.weight_file.empty());
   const Value& b = value(graph, "conv1.b");
@@ -316,16 +317,20 @@ layers:
   const double uniform_int8 = 128 / std::sqrt(3.0);  // RMS of uniform int8 data
   const Value& b = value(graph, "c.b");
   const double bias_rms = rms(random_tensor(DType::Int32, b.shape, b.seed));
-  // conv: s_y = s_x * s_w * sqrt(K * r_x^2 * r_w^2 + r_b^2) / 32, K = 3 * 3 * 3.
+  // conv: s_y = s_x * s_w * sqrt(K * r_x^2 * r_w^2 + r_b^2) / 32, K = 3 * 3 * 3, with the
+  // He-initialized weight scale s_w = sqrt(6 / K) / 128.
+  const double c_w = three_digits(std::sqrt(6.0 / 27) / 128);
   const double c_scale = three_digits(
-      0.02 / 128 * std::sqrt(27 * std::pow(uniform_int8, 4) + bias_rms * bias_rms) / 32);
+      0.02 * c_w * std::sqrt(27 * std::pow(uniform_int8, 4) + bias_rms * bias_rms) / 32);
   CHECK(value(graph, "c").scale == c_scale);
   CHECK(value(graph, "c.relu").scale == c_scale);  // relu keeps the scale
-  // Layer outputs are assumed to have RMS 32; no bias: s_y = s_x * s_w * sqrt(K) * 32 * r_w / 32.
-  const double d_scale = three_digits(c_scale / 128 * std::sqrt(4.0) * 32 * uniform_int8 / 32);
+  // Layer outputs are assumed to have RMS 32, and 32 / sqrt(2) after a relu (half the values
+  // become 0); no bias: s_y = s_x * s_w * sqrt(K) * r_x * r_w / 32.
+  const double d_w = three_digits(std::sqrt(6.0 / 4) / 128);
+  const double d_scale = three_digits(c_scale * d_w * std::sqrt(4.0) * (32 / std::sqrt(2.0)) * uniform_int8 / 32);
   CHECK(value(graph, "d").scale == d_scale);
   // add: the inputs' real RMS values add in quadrature.
-  const double s_scale = three_digits(std::hypot(c_scale * 32, d_scale * 32) / 32);
+  const double s_scale = three_digits(std::hypot(c_scale * 32 / std::sqrt(2.0), d_scale * 32) / 32);
   CHECK(value(graph, "s").scale == s_scale);
   CHECK(value(graph, "maxpool1").scale == s_scale);
   CHECK(value(graph, "global_avgpool1").scale == s_scale);
@@ -386,7 +391,7 @@ layers:
   // The default output scale uses the file's measured RMS.
   HostTensor data =
       read_npy(std::string(TPUSIM_TEST_DATA) + "/errors/models/weights/int8_4x3x3x3.npy");
-  const double expected =
-      1.0 / 128 / 128 * std::sqrt(27.0) * (128 / std::sqrt(3.0)) * rms(data) / 32;
+  const double expected = 1.0 / 128 * three_digits(std::sqrt(6.0 / 27) / 128) * std::sqrt(27.0) *
+                         (128 / std::sqrt(3.0)) * rms(data) / 32;
   CHECK(value(graph, "c").scale == three_digits(expected));
 }
