@@ -63,13 +63,21 @@ class PassRunner {
     auto start = std::chrono::steady_clock::now();
     pass();
     auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (options_.time_passes) log_ += fmt::format("pass {:<14} {:9.3f} ms\n", name, seconds * 1e3);
+    if (options_.time_passes) write(fmt::format("pass {:<14} {:9.3f} ms\n", name, seconds * 1e3));
     if (std::find(options_.print_after.begin(), options_.print_after.end(), name) != options_.print_after.end()) {
-      log_ += fmt::format("# after {}\n{}", name, print());
+      write(fmt::format("# after {}\n{}", name, print()));
     }
   }
 
  private:
+  void write(const std::string& text) {
+    if (options_.log_stream) {
+      *options_.log_stream << text << std::flush;
+    } else {
+      log_ += text;
+    }
+  }
+
   const CompileOptions& options_;
   std::string& log_;
 };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct CompileOptions {
   std::optional<DType> model_type;
   std::vector<std::string> print_after;  // pass names; their output goes to `log`
   bool time_passes = false;
+  // When set, --print-after and --time-passes output is written here as each pass finishes
+  // (so it is not lost when a later pass fails) instead of collected in CompileResult::log.
+  std::ostream* log_stream = nullptr;
 };
 
 struct CompileResult {

@@ -31,6 +31,7 @@ CompileOptions compile_options(const CompilerFlags& flags) {
   if (!flags.model_type.empty()) options.model_type = parse_dtype(flags.model_type);
   options.print_after = flags.print_after;
   options.time_passes = flags.time_passes;
+  options.log_stream = &std::cerr;  // pass output appears as each pass finishes
   return options;
 }
 
@@ -45,7 +46,6 @@ struct Options {
 void compile(const Options& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
   CompileResult result = compile_graph(load_model(o.model), arch, compile_options(o.flags));
-  std::cerr << result.log;
   std::string text;
   if (o.emit == "graph") text = print_graph(result.graph);
   if (o.emit == "lowered") {

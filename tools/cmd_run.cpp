@@ -55,7 +55,6 @@ SimulationOptions simulation_options(const RunOptions& o) {
 void run_model(const RunOptions& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
   CompileResult compiled = compile_graph(load_model(o.program), arch, compile_options(o.flags));
-  std::cerr << compiled.log;
   TargetLimits target = target_limits(arch);
   MachineState state = make_machine_state(compiled.program, target);
   auto given = place_model_inputs(compiled, o.inputs, o.seed, state);
