@@ -9,8 +9,12 @@
 // the next k-tile while the MXU computes this one. A tile's store is emitted after the next
 // tile's loads, so the in-order DMA queue does not block prefetching on the VPU.
 //
-// All inter-kernel tensors live in DRAM; a kernel's loads come after the previous kernel's
-// last store in the DMA queue, which orders every kernel after the one before it.
+// Tensors between kernels live in DRAM, except those the allocation pass keeps in the unified
+// buffer (a convolution's output for the next convolution): the producer's epilogue writes them
+// in place and its last VPU instruction signals `resident_ready` to the reader's first matmul.
+// Kernels are ordered one after another through the DMA queue: a kernel's first DMA work comes
+// after the previous kernel's last store, or, when the previous kernel kept its output on chip
+// (and so ends without a store), waits on that kernel's `done` token.
 #include <algorithm>
 #include <cmath>
 #include <limits>
