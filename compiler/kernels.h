@@ -69,6 +69,7 @@ struct ResidentTensor {
   int64_t base = 0, bytes = 0;               // ub[base, base + bytes)
   int64_t pad_top = 0, pad_left = 0;         // where the image starts inside the padding
   int64_t height = 1, width = 0, channels = 0;  // padded rows and columns per image, channels
+  bool padded = false;                          // the reader pads: the region needs zeros first
 };
 
 struct BufferPlan {

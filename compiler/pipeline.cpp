@@ -109,7 +109,7 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
              [&] { return print_kernels(result.kernels, false); });
   passes.run("depthwise", [&] { choose_depthwise_strategy(result.kernels, arch, options.lowering); },
              [&] { return print_kernels(result.kernels, false); });
-  passes.run("allocate", [&] { allocate_buffers(result.kernels, arch); },
+  passes.run("allocate", [&] { allocate_buffers(result.kernels, arch, options.lowering.on_chip); },
              [&] { return print_kernels(result.kernels, false); });
   passes.run("tile", [&] { tile_kernels(result.kernels, arch); }, [&] { return print_kernels(result.kernels, true); });
   passes.run(

@@ -18,6 +18,8 @@ void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
                   "Run the model as int8 or bf16 instead of its own type (seeded weights; e.g. an int8 model on a "
                   "bf16 machine)")
       ->check(CLI::IsMember({"int8", "bf16"}));
+  cmd->add_flag("--no-on-chip", flags.no_on_chip,
+                "Send every tensor between layers through DRAM (to measure what keeping them on chip saves)");
   cmd->add_option("--print-after", flags.print_after, "Print the IR after this pass (repeatable)")->allow_extra_args(false);
   cmd->add_flag("--time-passes", flags.time_passes, "Print how long each pass took");
 }
@@ -28,6 +30,7 @@ CompileOptions compile_options(const CompilerFlags& flags) {
                             : flags.im2col == "dma"       ? Im2colMode::Dma
                                                           : Im2colMode::Buffer;
   options.lowering.depthwise = flags.depthwise;
+  options.lowering.on_chip = !flags.no_on_chip;
   if (!flags.model_type.empty()) options.model_type = parse_dtype(flags.model_type);
   options.print_after = flags.print_after;
   options.time_passes = flags.time_passes;

@@ -17,6 +17,7 @@ struct CompilerFlags {
   std::string im2col = "buffer";
   std::string depthwise = "auto";
   std::string model_type;
+  bool no_on_chip = false;
   std::vector<std::string> print_after;
   bool time_passes = false;
 };

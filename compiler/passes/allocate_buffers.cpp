@@ -6,6 +6,7 @@
 // the report. Regions never overlap while both are live; a region is live from the start of
 // its producer to the end of its consumer.
 #include <algorithm>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -32,9 +33,17 @@ std::string reason_not_resident(const Graph& g, const GemmKernel& producer, cons
   if (is_output(g, producer.output)) return "a model output";
   if (users(g, producer.output) != 1) return "read by more than one op";
   const GemmKernel* consumer = next ? std::get_if<GemmKernel>(next) : nullptr;
-  if (!consumer || consumer->input != producer.output || consumer->op != OpKind::Conv) {
-    return "its reader is not the next kernel, a convolution";
-  }
+  const std::string next_name = next ? kernel_name(*next) : "";
+  const bool next_reads_it = consumer ? consumer->input == producer.output
+                                      : next && std::visit([&](const auto& k) {
+                                          if constexpr (std::is_same_v<std::decay_t<decltype(k)>, VectorKernel>) {
+                                            return std::find(k.inputs.begin(), k.inputs.end(), producer.output) != k.inputs.end();
+                                          } else {
+                                            return k.input == producer.output;
+                                          }
+                                        }, *next);
+  if (!next_reads_it) return "its reader is not the next kernel";
+  if (!consumer || consumer->op != OpKind::Conv) return fmt::format("its reader '{}' is not a convolution on the MXU", next_name);
   if (consumer->im2col != Im2colMode::Buffer) return "its reader does not use im2col in the buffer";
   if (consumer->groups != 1) return "its reader is a grouped convolution";
   return "";
@@ -42,7 +51,7 @@ std::string reason_not_resident(const Graph& g, const GemmKernel& producer, cons
 
 }  // namespace
 
-void allocate_buffers(KernelModule& module, const ArchConfig& arch) {
+void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip) {
   const Graph& g = module.graph;
   const int64_t ub = arch.unified_buffer.bytes;
   const int64_t e = dtype_size(arch.mxu.operand_type);
@@ -59,7 +68,7 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch) {
     incoming.reset();
     const int64_t below_input = plan.input ? plan.input->base : ub;
     const Kernel* next = i + 1 < module.kernels.size() ? &module.kernels[i + 1] : nullptr;
-    std::string why = reason_not_resident(g, *k, next);
+    std::string why = on_chip ? reason_not_resident(g, *k, next) : "--no-on-chip";
     if (why.empty()) {
       const GemmKernel& c = std::get<GemmKernel>(*next);
       const Value& v = g.values[static_cast<size_t>(k->output)];
@@ -70,6 +79,7 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch) {
       r.height = two_d ? c.conv.in_size[0] + c.conv.pads_begin[0] + c.conv.pads_end[0] : 1;
       r.width = c.conv.in_size.back() + c.conv.pads_begin.back() + c.conv.pads_end.back();
       r.channels = c.conv.in_channels;
+      for (size_t d = 0; d < c.conv.pads_begin.size(); ++d) r.padded |= c.conv.pads_begin[d] > 0 || c.conv.pads_end[d] > 0;
       r.bytes = c.conv.batch * r.height * r.width * r.channels * e;
       const int64_t live = r.bytes + (plan.input ? plan.input->bytes : 0);  // this region and the one being read
       if (2 * live <= ub && v.dtype == arch.mxu.operand_type) {

@@ -344,10 +344,14 @@ class Emitter {
     pending_resident_token_ = -1;
     // A resident output: zero its region first (the padding its reader needs), then hand it on.
     int zeroed = -1, written = -1, finished = -1;
+    // Without padding in its reader's layout every byte is written by the epilogue: no zeros.
+    const bool padded = resident_out && resident_out->padded;
     if (resident_out) {
-      zeroed = token("zeroed", Unit::Dma, Unit::Vpu);
+      zeroed = padded ? token("zeroed", Unit::Dma, Unit::Vpu) : -1;
       written = token("resident_ready", Unit::Vpu, Unit::Mxu);
       finished = token("done", Unit::Vpu, Unit::Dma);
+    }
+    if (padded) {
       const ResidentTensor& r = *resident_out;
       // Every coordinate of this load is outside the weight tensor, so it writes zeros and reads
       // nothing from DRAM.
@@ -599,7 +603,7 @@ class Emitter {
               }
             }
             ops.front().waits = {acc_ready};
-            if (first_visit && group == 0) ops.front().waits.push_back(zeroed);
+            if (first_visit && group == 0 && padded) ops.front().waits.push_back(zeroed);
             ops.back().signals = {acc_free};
             if (last_tile) {
               ops.back().signals.push_back(written);

@@ -13,6 +13,8 @@ struct LoweringOptions {
   Im2colMode im2col = Im2colMode::Buffer;
   // "auto" picks the faster unit per depthwise convolution; "mxu" / "vpu" force one.
   std::string depthwise = "auto";
+  // Keep tensors between convolutions in the unified buffer when they fit (allocate pass).
+  bool on_chip = true;
 };
 
 // unroll_to_kernels: expects a shape-inferred graph; unrolls every op into a kernel
@@ -33,7 +35,8 @@ void choose_depthwise_strategy(KernelModule& module, const ArchConfig& arch, con
 // live beside it fit in half the buffer; every other tensor goes through DRAM, and the plan
 // says which and why. Regions are placed from the top of the buffer down, reusing the space of
 // tensors whose reader has finished; each kernel's own slots get the space below.
-void allocate_buffers(KernelModule& module, const ArchConfig& arch);
+// With `on_chip` false every tensor goes through DRAM (to measure what residency saves).
+void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip = true);
 
 // tile_kernels: fits every GEMM to the array (K box <= rows, N tile <= cols) and the buffers
 // (two A slots and two output slots in ub, two accumulator slots in acc, two weight slots or

@@ -177,9 +177,10 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
                             std::min(n_outer, m_outer), std::max(n_outer, m_outer));
       }
       t.why = earlier + fmt::format(
-          "im2col in the buffer: {}x{} output pixels per tile read from a {}x{}x{} input window; K box {}x{} taps x {} "
+          "im2col in the buffer: {}x{} output pixels per tile read from {}{}x{}x{} input window; K box {}x{} taps x {} "
           "channels = {} of {} array rows; N tile {} of {} columns; weights {}",
-          t.tile_rows, t.tile_cols, t.window_rows, t.window_cols, channels, t.k_box.kh_tile, t.k_box.kw_tile,
+          t.tile_rows, t.tile_cols, k.buffers.input ? "the resident input: a " : "a ", t.window_rows, t.window_cols, channels,
+          t.k_box.kh_tile, t.k_box.kw_tile,
           t.k_box.c_tile, t.k_box.size(), rows, t.n_tile, cols,
           t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                              : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s")) + order;
