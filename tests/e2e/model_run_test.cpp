@@ -108,6 +108,9 @@ TEST_CASE("models: compiled, simulated and bit-exact with the reference", "[mode
       CHECK(macs.graph == graph_macs(graph));
       CHECK(macs.simulated == macs.graph);
       CHECK(json["totals"]["macs"]["useful"].get<int64_t>() == macs.simulated);
+      // Useful MACs never exceed what the mapped (padded) tiles occupied.
+      CHECK(json["totals"]["macs"]["useful"].get<int64_t>() <= json["totals"]["macs"]["mapped"].get<int64_t>());
+      CHECK(json["totals"]["mapping_efficiency"].get<double>() <= 1.0);
 
       // The inputs and weights are read and the outputs written at least once.
       CHECK(dram_bytes(json) >= model_bytes(graph));
