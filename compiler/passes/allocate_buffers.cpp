@@ -68,10 +68,13 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip
     incoming.reset();
     const int64_t below_input = plan.input ? plan.input->base : ub;
     const Kernel* next = i + 1 < module.kernels.size() ? &module.kernels[i + 1] : nullptr;
-    std::string why = on_chip ? reason_not_resident(g, *k, next) : "--no-on-chip";
+    std::string why = reason_not_resident(g, *k, next);
+    if (why.empty() && !on_chip) why = "--no-on-chip";
+    if (why.empty() && g.values[static_cast<size_t>(k->output)].dtype != arch.mxu.operand_type) {
+      why = "its type is not the array's operand type";
+    }
     if (why.empty()) {
       const GemmKernel& c = std::get<GemmKernel>(*next);
-      const Value& v = g.values[static_cast<size_t>(k->output)];
       ResidentTensor r;
       const bool two_d = c.conv.kernel.size() == 2;
       r.pad_top = two_d ? c.conv.pads_begin[0] : 0;
@@ -82,7 +85,7 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip
       for (size_t d = 0; d < c.conv.pads_begin.size(); ++d) r.padded |= c.conv.pads_begin[d] > 0 || c.conv.pads_end[d] > 0;
       r.bytes = c.conv.batch * r.height * r.width * r.channels * e;
       const int64_t live = r.bytes + (plan.input ? plan.input->bytes : 0);  // this region and the one being read
-      if (2 * live <= ub && v.dtype == arch.mxu.operand_type) {
+      if (2 * live <= ub) {
         // At the top of the buffer when that is clear of the tensor being read (so a chain of
         // convolutions alternates between two places), else just below it.
         const bool top_free = !plan.input || ub - r.bytes >= plan.input->base + plan.input->bytes;
