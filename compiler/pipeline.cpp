@@ -84,6 +84,13 @@ class PassRunner {
 
 }  // namespace
 
+void prepare_graph(Graph& graph, const CompileOptions& options) {
+  if (options.model_type) retype_graph(graph, *options.model_type);
+  infer_shapes(graph);
+  auto problems = verify_graph(graph);
+  if (!problems.empty()) throw problems.front();
+}
+
 CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOptions& options) {
   for (const auto& name : options.print_after) {
     auto names = pass_names();
@@ -98,12 +105,7 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
 
   passes.run(
       "infer-shapes",
-      [&] {
-        if (options.model_type) retype_graph(graph, *options.model_type);
-        infer_shapes(graph);
-        auto problems = verify_graph(graph);
-        if (!problems.empty()) throw problems.front();
-      },
+      [&] { prepare_graph(graph, options); },
       [&] { return print_graph(graph); });
   passes.run("unroll", [&] { result.kernels = unroll_to_kernels(graph, options.lowering); },
              [&] { return print_kernels(result.kernels, false); });

@@ -42,6 +42,10 @@ struct CompileResult {
 
 CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOptions& options);
 
+// The first pass alone (retype if asked, infer shapes, verify): what `--emit graph` prints. It
+// needs no machine, so it works for graphs the later passes cannot lower yet.
+void prepare_graph(Graph& graph, const CompileOptions& options);
+
 // The model in another element type (see CompileOptions::model_type). Weights read from
 // files keep their type, so they are an error here.
 void retype_graph(Graph& graph, DType type);

@@ -46,8 +46,25 @@ struct Options {
   CompilerFlags flags;
 };
 
+void write_output(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw Error({path, 0, 0, ""}, "cannot write the output file (check that the directory exists)");
+}
+
 void compile(const Options& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
+  if (o.emit == "graph") {
+    // The graph does not depend on the machine or the later passes.
+    Graph graph = load_model(o.model);
+    prepare_graph(graph, compile_options(o.flags));
+    write_output(o.output, print_graph(graph));
+    return;
+  }
   CompileResult result = compile_graph(load_model(o.model), arch, compile_options(o.flags));
   std::string text;
   if (o.emit == "graph") text = print_graph(result.graph);
@@ -56,13 +73,7 @@ void compile(const Options& o) {
   }
   if (o.emit == "tiled") text = print_kernels(result.kernels, true);
   if (o.emit == "program") text = print_program(result.program);
-  if (o.output.empty() || o.output == "-") {
-    std::cout << text;
-    return;
-  }
-  std::ofstream out(o.output, std::ios::binary);
-  out << text;
-  if (!out) throw Error({o.output, 0, 0, ""}, "cannot write the output file (check that the directory exists)");
+  write_output(o.output, text);
 }
 
 }  // namespace

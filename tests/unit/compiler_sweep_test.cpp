@@ -11,6 +11,7 @@
 #include "compiler/pipeline.h"
 #include "compiler/reference.h"
 #include "simulator/simulator.h"
+#include "tpusim/version.h"
 
 using namespace tpusim;
 
@@ -319,4 +320,38 @@ outputs: [c]
     std::string text = compile_and_check(model, arch, fidelity);
     CHECK(text.find("bit-exact") != std::string::npos);
   }
+}
+
+TEST_CASE("the transformer examples load, infer their shapes and count their MACs", "[compiler][transformer]") {
+  struct Example {
+    const char* file;
+    int64_t seq, width, ffn, kv_width;
+  };
+  const Example examples[] = {
+      {"gpt2-block.yaml", 1024, 768, 3072, 768},
+      {"bert-layer.yaml", 512, 768, 3072, 768},
+      {"vit-block.yaml", 197, 768, 3072, 768},
+      {"sliding-window-block.yaml", 4096, 1024, 0, 256},
+      {"attention-teach.yaml", 8, 4, 0, 4},
+  };
+  for (const Example& e : examples) {
+    INFO(e.file);
+    Graph graph = load_model(std::string(TPUSIM_SOURCE_DIR) + "/examples/models/" + e.file);
+    prepare_graph(graph, CompileOptions{});
+    // q and the output projection are width x width, k and v width x kv_width, the MLP
+    // width x ffn twice, attention two S x S x width GEMMs (the sliding window and teaching
+    // models have no output projection or MLP beyond what is listed in them).
+    const int64_t s = e.seq, w = e.width;
+    int64_t expected = s * w * w + 2 * s * w * e.kv_width + 2 * s * s * w;
+    if (std::string(e.file) != "attention-teach.yaml") expected += s * w * w;  // proj
+    expected += 2 * s * w * e.ffn;
+    CHECK(graph_macs(graph) == expected);
+  }
+  // The teaching model's reference runs (the compiler does not lower attention yet).
+  Graph teach = load_model(std::string(TPUSIM_SOURCE_DIR) + "/examples/models/attention-teach.yaml");
+  prepare_graph(teach, CompileOptions{});
+  auto values = run_reference(teach, graph_inputs_and_weights(teach, 1));
+  const HostTensor& out = values[static_cast<size_t>(teach.outputs[0])];
+  CHECK(out.shape == std::vector<int64_t>{1, 8, 4});
+  for (int64_t i = 0; i < out.element_count(); ++i) CHECK(std::isfinite(load_element(out.dtype, &out.bytes[static_cast<size_t>(i * 2)])));
 }
