@@ -57,6 +57,25 @@ int fold_activation(const Graph& g, const Op& op, Epilogue& epilogue, int& outpu
   return users[0];
 }
 
+// A GEMM that is not a convolution (linear, matmul): `groups` independent M x K x N products,
+// described to the tiling pass as a 1x1 convolution over M "pixels".
+void set_plain_gemm(GemmKernel& k, int64_t m, int64_t kk, int64_t n, int64_t groups) {
+  k.groups = groups;
+  k.M = m;
+  k.K = kk;
+  k.N = n;
+  k.conv.batch = 1;
+  k.conv.in_channels = kk * groups;
+  k.conv.out_channels = n * groups;
+  k.conv.in_size = {m};
+  k.conv.out_size = {m};
+  k.conv.kernel = {1};
+  k.conv.strides = {1};
+  k.conv.dilations = {1};
+  k.conv.pads_begin = {0};
+  k.conv.pads_end = {0};
+}
+
 Epilogue rescale(const Graph& g, double input_scale_product, int output) {
   Epilogue e;
   e.requantize = true;
@@ -98,19 +117,7 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
         } else {
           // A linear layer is a 1x1 convolution over its rows: x [rows, K] (leading dims
           // flattened), w [N, K].
-          k.M = x.element_count() / x.shape.back();
-          k.K = x.shape.back();
-          k.N = w.shape[0];
-          k.conv.batch = 1;
-          k.conv.in_channels = k.K;
-          k.conv.out_channels = k.N;
-          k.conv.in_size = {k.M};
-          k.conv.out_size = {k.M};
-          k.conv.kernel = {1};
-          k.conv.strides = {1};
-          k.conv.dilations = {1};
-          k.conv.pads_begin = {0};
-          k.conv.pads_end = {0};
+          set_plain_gemm(k, x.element_count() / x.shape.back(), x.shape.back(), w.shape[0], 1);
         }
         int folded_op = fold_activation(g, op, k.epilogue, k.output);
         if (folded_op >= 0) folded[static_cast<size_t>(folded_op)] = true;
@@ -202,20 +209,8 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
         const Value& a = value_of(g, k.input);
         const Value& b = value_of(g, k.weight);
         k.epilogue = rescale(g, a.scale * b.scale, op.output);
-        k.groups = a.element_count() / (a.shape[a.shape.size() - 2] * a.shape.back());
-        k.M = a.shape[a.shape.size() - 2];
-        k.K = a.shape.back();
-        k.N = b.shape.back();
-        k.conv.batch = 1;
-        k.conv.in_channels = k.K * k.groups;
-        k.conv.out_channels = k.N * k.groups;
-        k.conv.in_size = {k.M};
-        k.conv.out_size = {k.M};
-        k.conv.kernel = {1};
-        k.conv.strides = {1};
-        k.conv.dilations = {1};
-        k.conv.pads_begin = {0};
-        k.conv.pads_end = {0};
+        set_plain_gemm(k, a.shape[a.shape.size() - 2], a.shape.back(), b.shape.back(),
+                       a.element_count() / (a.shape[a.shape.size() - 2] * a.shape.back()));
         int folded_op = fold_activation(g, op, k.epilogue, k.output);
         if (folded_op >= 0) folded[static_cast<size_t>(folded_op)] = true;
         module.kernels.push_back(std::move(k));
