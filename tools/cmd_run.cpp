@@ -88,6 +88,9 @@ void run_model(const RunOptions& o) {
 }
 
 void run(const RunOptions& o) {
+  if (!o.inputs.empty() && !std::filesystem::is_directory(o.inputs)) {
+    throw Error({o.inputs, 0, 0, ""}, "--inputs: no such directory (give the directory that holds NAME.npy files)");
+  }
   if (is_model(o.program)) return run_model(o);
   ArchConfig arch = load_arch(o.arch, o.overrides);
   Program program = load_program(o.program);

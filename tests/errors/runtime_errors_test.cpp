@@ -103,3 +103,10 @@ TEST_CASE("tpusim run rejects inputs of the wrong shape, naming the file", "[run
                                                      .tensors[0].location.line) +
                        "); write the file with that shape and type\n");
 }
+
+TEST_CASE("tpusim run with an --inputs directory that does not exist is an error", "[runtime][cli]") {
+  auto r = test::run_tpusim("run examples/programs/gemm-4x4.tpu --arch teach-4x4 --inputs no/such/dir");
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "no/such/dir: error: --inputs: no such directory (give the directory that holds NAME.npy files)\n");
+}
