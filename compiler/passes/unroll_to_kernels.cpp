@@ -57,6 +57,15 @@ int fold_activation(const Graph& g, const Op& op, Epilogue& epilogue, int& outpu
   return users[0];
 }
 
+// A vector kernel for `op`, reading its inputs and writing its output (kind and details to fill).
+VectorKernel vector_kernel_of(const Op& op) {
+  VectorKernel k;
+  k.name = op.name;
+  k.inputs = op.inputs;
+  k.output = op.output;
+  return k;
+}
+
 // A GEMM that is not a convolution (linear, matmul): `groups` independent M x K x N products,
 // described to the tiling pass as a 1x1 convolution over M "pixels".
 void set_plain_gemm(GemmKernel& k, int64_t m, int64_t kk, int64_t n, int64_t groups) {
@@ -171,10 +180,7 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       case OpKind::MaxPool:
       case OpKind::AvgPool:
       case OpKind::GlobalAvgPool: {
-        VectorKernel k;
-        k.name = op.name;
-        k.inputs = op.inputs;
-        k.output = op.output;
+        VectorKernel k = vector_kernel_of(op);
         const Value& x = value_of(g, op.inputs[0]);
         const Value& y = value_of(g, op.output);
         if (op.kind == OpKind::GlobalAvgPool) {
@@ -220,10 +226,7 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       case OpKind::Gelu:
       case OpKind::Softmax:
       case OpKind::LayerNorm: {
-        VectorKernel k;
-        k.name = op.name;
-        k.inputs = op.inputs;
-        k.output = op.output;
+        VectorKernel k = vector_kernel_of(op);
         const Value& x = value_of(g, op.inputs[0]);
         const Value& y = value_of(g, op.output);
         if (op.kind == OpKind::Mul) {
@@ -257,10 +260,7 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       case OpKind::Reshape:
       case OpKind::Transpose:
       case OpKind::Concat: {
-        VectorKernel k;
-        k.name = op.name;
-        k.inputs = op.inputs;
-        k.output = op.output;
+        VectorKernel k = vector_kernel_of(op);
         k.kind = op.kind == OpKind::Transpose ? VectorKernel::Kind::Transpose
                  : op.kind == OpKind::Concat  ? VectorKernel::Kind::Concat
                                               : VectorKernel::Kind::Copy;
