@@ -134,11 +134,8 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
         break;
       }
       case OpKind::Add: {
-        VectorKernel k;
+        VectorKernel k = vector_kernel_of(op);
         k.kind = VectorKernel::Kind::Add;
-        k.name = op.name;
-        k.inputs = op.inputs;
-        k.output = op.output;
         const Value& a = value_of(g, op.inputs[0]);
         const Value& b = value_of(g, op.inputs[1]);
         if (a.shape != b.shape) {
@@ -160,11 +157,8 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       }
       case OpKind::Relu:
       case OpKind::Clip: {
-        VectorKernel k;
+        VectorKernel k = vector_kernel_of(op);
         k.kind = op.kind == OpKind::Relu ? VectorKernel::Kind::Relu : VectorKernel::Kind::Clip;
-        k.name = op.name;
-        k.inputs = op.inputs;
-        k.output = op.output;
         const Value& y = value_of(g, op.output);
         if (op.kind == OpKind::Clip) {
           double low = op.attr_float("min", 0), high = op.attr_float("max", 0);
