@@ -13,9 +13,11 @@
 #include "compiler/pipeline.h"
 #include "ir/dtype.h"
 #include "ir/graph.h"
+#include "model_checks.h"
 #include "test_util.h"
 
 using namespace tpusim;
+using test::require_bit_exact;
 using test::run_tpusim;
 
 namespace {
@@ -30,29 +32,6 @@ MacsLine macs_line(const std::string& report) {
   static const std::regex line(R"(model MACs (\d+) \(graph\), (\d+) useful MACs simulated)");
   REQUIRE(std::regex_search(report, m, line));
   return {std::stoll(m[1].str()), std::stoll(m[2].str())};
-}
-
-// The run succeeded, and its checks found the simulated outputs bit-exact.
-void require_bit_exact(const test::CommandResult& r) {
-  INFO(r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(r.err.empty());
-  // "check: all N kernels match the reference ... (M bit-exact)" needs M == N; every other check
-  // line (one per output) must say bit-exact.
-  static const std::regex kernels_line(R"(check: all (\d+) kernels match .*\((\d+) bit-exact\))");
-  size_t checks = 0;
-  for (size_t at = r.out.find("check: "); at != std::string::npos; at = r.out.find("check: ", at + 1)) {
-    std::string line = r.out.substr(at, r.out.find('\n', at) - at);
-    INFO(line);
-    std::smatch m;
-    if (std::regex_search(line, m, kernels_line)) {
-      CHECK(m[1].str() == m[2].str());
-    } else {
-      CHECK(line.find("bit-exact") != std::string::npos);
-      ++checks;
-    }
-  }
-  CHECK(checks >= 1);
 }
 
 int64_t value_bytes(const Value& v) { return v.element_count() * dtype_size(v.dtype); }

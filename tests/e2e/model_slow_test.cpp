@@ -6,6 +6,7 @@
 #include <regex>
 #include <string>
 
+#include "model_checks.h"
 #include "test_util.h"
 
 using tpusim::test::run_tpusim;
@@ -13,27 +14,10 @@ using tpusim::test::run_tpusim;
 namespace {
 
 // Runs a model with --check: exit 0, nothing on stderr, every check line bit-exact.
-void require_bit_exact(const std::string& arguments) {
+void run_bit_exact(const std::string& arguments) {
   auto r = run_tpusim("run " + arguments + " --check");
-  INFO(arguments << "\n" << r.out << r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(r.err.empty());
-  // "check: all N kernels match the reference ... (M bit-exact)" needs M == N; every other check
-  // line (one per output) must say bit-exact.
-  static const std::regex kernels_line(R"(check: all (\d+) kernels match .*\((\d+) bit-exact\))");
-  size_t checks = 0;
-  for (size_t at = r.out.find("check: "); at != std::string::npos; at = r.out.find("check: ", at + 1)) {
-    std::string line = r.out.substr(at, r.out.find('\n', at) - at);
-    INFO(line);
-    std::smatch m;
-    if (std::regex_search(line, m, kernels_line)) {
-      CHECK(m[1].str() == m[2].str());
-    } else {
-      CHECK(line.find("bit-exact") != std::string::npos);
-      ++checks;
-    }
-  }
-  CHECK(checks >= 1);
+  INFO(arguments);
+  tpusim::test::require_bit_exact(r);
   // With the report printed, every MAC of the graph is simulated.
   std::smatch m;
   if (std::regex_search(r.out, m, std::regex(R"(model MACs (\d+) \(graph\), (\d+) useful MACs simulated)"))) {
@@ -44,19 +28,19 @@ void require_bit_exact(const std::string& arguments) {
 }  // namespace
 
 TEST_CASE("resnet18 on edge-32x32 is bit-exact", "[slow][model]") {
-  require_bit_exact("examples/models/resnet18.yaml --arch edge-32x32 -q --no-race-check");
+  run_bit_exact("examples/models/resnet18.yaml --arch edge-32x32 -q --no-race-check");
 }
 
 TEST_CASE("resnet50 on edge-32x32 is bit-exact", "[slow][model]") {
-  require_bit_exact("examples/models/resnet50.yaml --arch edge-32x32 -q --no-race-check");
+  run_bit_exact("examples/models/resnet50.yaml --arch edge-32x32 -q --no-race-check");
 }
 
 TEST_CASE("mobilenetv2 on edge-32x32 is bit-exact", "[slow][model]") {
-  require_bit_exact("examples/models/mobilenetv2.yaml --arch edge-32x32 -q --no-race-check");
+  run_bit_exact("examples/models/mobilenetv2.yaml --arch edge-32x32 -q --no-race-check");
 }
 
 TEST_CASE("resnet50 on tpu-v1 is bit-exact, with race checks and the full report", "[slow][model]") {
-  require_bit_exact("examples/models/resnet50.yaml --arch tpu-v1");
+  run_bit_exact("examples/models/resnet50.yaml --arch tpu-v1");
 }
 
 TEST_CASE("resnet50 as bf16 on tpu-v4-like matches the reference per kernel", "[slow][model]") {
