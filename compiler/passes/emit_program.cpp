@@ -1079,6 +1079,24 @@ class Emitter {
     for (auto& in : pending) add(std::move(in));
   }
 
+  // The chunks of a tap-by-tap vector kernel (pooling, depthwise convolution): per image,
+  // blocks of channels x output rows, always the whole output width.
+  struct WindowChunk {
+    int64_t batch, c0, channels, oh0, rows;
+  };
+  static std::vector<WindowChunk> window_chunks(const ConvGeometry& p, int64_t rows_per_chunk, int64_t channels_per_chunk) {
+    const int64_t out_h = p.out_size.size() == 2 ? p.out_size[0] : 1;
+    std::vector<WindowChunk> chunks;
+    for (int64_t n = 0; n < p.batch; ++n) {
+      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
+        for (int64_t oh0 = 0; oh0 < out_h; oh0 += rows_per_chunk) {
+          chunks.push_back({n, c0, std::min(channels_per_chunk, p.in_channels - c0), oh0, std::min(rows_per_chunk, out_h - oh0)});
+        }
+      }
+    }
+    return chunks;
+  }
+
   // Pooling: for each kernel tap the DMA loads the tapped input window for a chunk of
   // channels x output rows (padding reads as the type's minimum for max pooling, 0 for
   // average), and the VPU folds it into the result. Taps alternate between two buffers.
@@ -1100,6 +1118,7 @@ class Emitter {
                               "kernel-tap windows and wide temporaries, double-buffered) but the machine has {}; use a "
                               "larger unified_buffer", k.name, out_w, 2 * out_w * per_element, arch_.unified_buffer.bytes));
     }
+    // Whole output rows, as many as fit; whole channels when all rows of one fit.
     const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
     const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;
     comment(fmt::format("{}: {} {} pooling on the vector unit, {} channel(s) x {} row(s) per chunk", k.name,
@@ -1110,82 +1129,77 @@ class Emitter {
     const int xt = tensor(k.inputs[0]), yt = tensor(k.output);
     const int64_t taps_h = two_d ? p.kernel[0] : 1;
     int64_t tap_index = 0;
-    for (int64_t n = 0; n < p.batch; ++n) {
-      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
-        const int64_t ct = std::min(channels_per_chunk, p.in_channels - c0);
-        for (int64_t oh0 = 0; oh0 < out_h; oh0 += rows_per_chunk) {
-          const int64_t ht = std::min(rows_per_chunk, out_h - oh0);
-          const int64_t count = ct * ht * out_w, rows = ct * ht;
-          const int64_t slot = r.slots.take();
-          const int64_t result = slot, taps = slot + count * e, sum = taps + 2 * count * e, temp = sum + 4 * count;
-          for (int64_t kh = 0; kh < taps_h; ++kh) {
-            for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
-              const bool first = kh == 0 && kw == 0;
-              const int64_t tap = taps + (tap_index++ % 2) * count * e;
-              const int64_t w = -p.pads_begin.back() + kw;
-              Instruction load;
-              if (two_d) {
-                const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh;
-                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, h, w}, {ct, ht, out_w},
-                           {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
-              } else {
-                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
-              }
-              if (max) load.imm = type == DType::Int8 ? -128.0 : -std::numeric_limits<double>::infinity();
-              load.waits = {tap_free};
-              load.signals = {tap_ready};
-              add(load);
-              if (first) {
-                for (auto& in : pending) add(std::move(in));
-                pending.clear();
-              }
-              // Fold the tap in; the first tap initializes the result (or the sum).
-              Instruction op;
-              if (max) {
-                op = vpu(first ? Opcode::VpuCopy : Opcode::VpuMax, buf(Buffer::Unified, result, type),
-                         buf(Buffer::Unified, first ? tap : result, type), rows, out_w);
-                if (!first) op.src2 = buf(Buffer::Unified, tap, type);
-                op.waits = {tap_ready};
-                if (first) op.waits.push_back(r.out_free);
-                op.signals = {tap_free};
-                add(op);
-              } else {
-                Instruction widen = vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : temp, acc_type),
-                                        buf(Buffer::Unified, tap, type), rows, out_w);
-                widen.waits = {tap_ready};
-                if (first) widen.waits.push_back(r.out_free);
-                widen.signals = {tap_free};
-                add(widen);
-                if (!first) {
-                  Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, acc_type), buf(Buffer::Unified, sum, acc_type), rows, out_w);
-                  acc.src2 = buf(Buffer::Unified, temp, acc_type);
-                  add(acc);
-                }
-              }
+    for (const WindowChunk& chunk : window_chunks(p, rows_per_chunk, channels_per_chunk)) {
+      const int64_t n = chunk.batch, c0 = chunk.c0, ct = chunk.channels, oh0 = chunk.oh0, ht = chunk.rows;
+      const int64_t count = ct * ht * out_w, rows = ct * ht;
+      const int64_t slot = r.slots.take();
+      const int64_t result = slot, taps = slot + count * e, sum = taps + 2 * count * e, temp = sum + 4 * count;
+      for (int64_t kh = 0; kh < taps_h; ++kh) {
+        for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
+          const bool first = kh == 0 && kw == 0;
+          const int64_t tap = taps + (tap_index++ % 2) * count * e;
+          const int64_t w = -p.pads_begin.back() + kw;
+          Instruction load;
+          if (two_d) {
+            const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh;
+            load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, h, w}, {ct, ht, out_w},
+                       {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
+          } else {
+            load = dma(Opcode::DmaLoad, buf(Buffer::Unified, tap), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
+          }
+          if (max) load.imm = type == DType::Int8 ? -128.0 : -std::numeric_limits<double>::infinity();
+          load.waits = {tap_free};
+          load.signals = {tap_ready};
+          add(load);
+          if (first) {
+            for (auto& in : pending) add(std::move(in));
+            pending.clear();
+          }
+          // Fold the tap in; the first tap initializes the result (or the sum).
+          Instruction op;
+          if (max) {
+            op = vpu(first ? Opcode::VpuCopy : Opcode::VpuMax, buf(Buffer::Unified, result, type),
+                     buf(Buffer::Unified, first ? tap : result, type), rows, out_w);
+            if (!first) op.src2 = buf(Buffer::Unified, tap, type);
+            op.waits = {tap_ready};
+            if (first) op.waits.push_back(r.out_free);
+            op.signals = {tap_free};
+            add(op);
+          } else {
+            Instruction widen = vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : temp, acc_type),
+                                    buf(Buffer::Unified, tap, type), rows, out_w);
+            widen.waits = {tap_ready};
+            if (first) widen.waits.push_back(r.out_free);
+            widen.signals = {tap_free};
+            add(widen);
+            if (!first) {
+              Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, acc_type), buf(Buffer::Unified, sum, acc_type), rows, out_w);
+              acc.src2 = buf(Buffer::Unified, temp, acc_type);
+              add(acc);
             }
           }
-          if (!max) {
-            if (type == DType::Int8) {
-              Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, result, DType::Int8), buf(Buffer::Unified, sum, DType::Int32), rows, out_w);
-              rq.multiplier = k.epilogue.scale.multiplier;
-              rq.shift = k.epilogue.scale.shift;
-              add(rq);
-            } else {
-              Instruction scale = vpu(Opcode::VpuMul, buf(Buffer::Unified, sum, DType::FP32), buf(Buffer::Unified, sum, DType::FP32), rows, out_w);
-              scale.imm = 1.0 / static_cast<double>(p.kernel_points());
-              add(scale);
-              add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, result, type), buf(Buffer::Unified, sum, DType::FP32), rows, out_w));
-            }
-          }
-          auto& tail = program_.body.back().instruction.signals;
-          tail.push_back(r.out_ready);
-          Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
-                                    : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
-          store.waits = {r.out_ready};
-          store.signals = {r.out_free};
-          pending.push_back(store);
         }
       }
+      if (!max) {
+        if (type == DType::Int8) {
+          Instruction rq = vpu(Opcode::VpuRequantize, buf(Buffer::Unified, result, DType::Int8), buf(Buffer::Unified, sum, DType::Int32), rows, out_w);
+          rq.multiplier = k.epilogue.scale.multiplier;
+          rq.shift = k.epilogue.scale.shift;
+          add(rq);
+        } else {
+          Instruction scale = vpu(Opcode::VpuMul, buf(Buffer::Unified, sum, DType::FP32), buf(Buffer::Unified, sum, DType::FP32), rows, out_w);
+          scale.imm = 1.0 / static_cast<double>(p.kernel_points());
+          add(scale);
+          add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, result, type), buf(Buffer::Unified, sum, DType::FP32), rows, out_w));
+        }
+      }
+      auto& tail = program_.body.back().instruction.signals;
+      tail.push_back(r.out_ready);
+      Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
+                                : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
+      store.waits = {r.out_ready};
+      store.signals = {r.out_free};
+      pending.push_back(store);
     }
     for (auto& in : pending) add(std::move(in));
   }
@@ -1388,6 +1402,7 @@ class Emitter {
                               "and wide temporaries, double-buffered) but the machine has {}; use a larger unified_buffer",
                               k.name, out_w, 2 * out_w * (per_element + 16), arch_.unified_buffer.bytes));
     }
+    // Whole output rows, as many as fit; whole channels when all rows of one fit.
     const int64_t rows_per_chunk = std::min(out_h, std::max<int64_t>(1, limit / out_w));
     const int64_t channels_per_chunk = rows_per_chunk == out_h ? std::max<int64_t>(1, limit / (out_w * out_h)) : 1;
     comment(fmt::format("{}: depthwise {} convolution on the vector unit — {}", k.name, fmt::join(p.kernel, "x"), k.why));
@@ -1399,105 +1414,100 @@ class Emitter {
     const int xt = tensor(k.input), wt = tensor(k.weight), yt = tensor(k.output);
     const int64_t taps_h = two_d ? p.kernel[0] : 1;
     int64_t tap_index = 0;
-    for (int64_t n = 0; n < p.batch; ++n) {
-      for (int64_t c0 = 0; c0 < p.in_channels; c0 += channels_per_chunk) {
-        const int64_t ct = std::min(channels_per_chunk, p.in_channels - c0);
-        for (int64_t oh0 = 0; oh0 < out_h; oh0 += rows_per_chunk) {
-          const int64_t ht = std::min(rows_per_chunk, out_h - oh0);
-          const int64_t count = ct * ht * out_w, rows = ct * ht;
-          const int64_t slot = r.slots.take();
-          // Slot layout.
-          const int64_t windows = slot, sum = windows + 2 * count * e, widened = sum + 4 * count,
-                        result = widened + 4 * count, weights = result + count * e_out, weights_wide = weights + 2 * rows * e,
-                        bias = weights_wide + 4 * rows;
-          for (int64_t kh = 0; kh < taps_h; ++kh) {
-            for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
-              const bool first = kh == 0 && kw == 0;
-              const int64_t which = tap_index++ % 2;
-              const int64_t window = windows + which * count * e, weight = weights + which * rows * e;
-              const int64_t w = -p.pads_begin.back() + kw * p.dilations.back();
-              Instruction load;
-              if (two_d) {
-                const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh * p.dilations[0];
-                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, h, w}, {ct, ht, out_w},
-                           {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
-                add([&] {
-                  Instruction in = load;
-                  in.waits = {tap_free};
-                  return in;
-                }());
-                // This tap's weight for every (channel, row): w[c, 0, kh, kw] repeated ht times.
-                Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kh, kw}, {ct, ht},
-                                     {{1, 0, 0, 0}, {0, 0, 0, 0}});
-                wl.signals = {tap_ready};
-                add(wl);
-              } else {
-                load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
-                load.waits = {tap_free};
-                add(load);
-                Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kw}, {ct}, {{1, 0, 0}});
-                wl.signals = {tap_ready};
-                add(wl);
-              }
-              if (first) {
-                for (auto& in : pending) add(std::move(in));
-                pending.clear();
-              }
-              Instruction widen_w = vpu(Opcode::VpuCopy, buf(Buffer::Unified, weights_wide, wide), buf(Buffer::Unified, weight, type), 1, rows);
-              widen_w.waits = {tap_ready};
-              if (first) widen_w.waits.push_back(r.out_free);
-              add(widen_w);
-              add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : widened, wide), buf(Buffer::Unified, window, type), rows, out_w));
-              Instruction product = vpu(Opcode::VpuMul, buf(Buffer::Unified, first ? sum : widened, wide),
-                                        buf(Buffer::Unified, first ? sum : widened, wide), rows, out_w);
-              product.src2 = buf(Buffer::Unified, weights_wide, wide);
-              product.broadcast = true;
-              product.src2_stride = 4;
-              product.signals = {tap_free};
-              add(product);
-              if (!first) {
-                Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
-                acc.src2 = buf(Buffer::Unified, widened, wide);
-                add(acc);
-              }
-            }
-          }
-          if (k.bias >= 0) {
-            // The bias of each row's channel, then added along the row.
-            const int64_t bias_slot = bias;  // one per slot set: slot sets alternate
-            std::vector<std::vector<int64_t>> step = {{1}, {0}};
-            Instruction bl = dma(Opcode::DmaLoad, buf(Buffer::Unified, bias_slot), tensor(k.bias), {c0}, {ct, ht}, step);
-            bl.waits = {bias_free};
-            bl.signals = {bias_ready};
-            add(bl);
-            Instruction add_bias = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
-            add_bias.src2 = buf(Buffer::Unified, bias_slot, wide);
-            add_bias.broadcast = true;
-            add_bias.src2_stride = 4;
-            add_bias.waits = {bias_ready};
-            add_bias.signals = {bias_free};
-            add(add_bias);
-          }
-          Instruction convert = vpu(out_type == DType::Int8 ? Opcode::VpuRequantize : Opcode::VpuCopy,
-                                    buf(Buffer::Unified, result, out_type), buf(Buffer::Unified, sum, wide), rows, out_w);
-          if (out_type == DType::Int8) {
-            convert.multiplier = k.epilogue.scale.multiplier;
-            convert.shift = k.epilogue.scale.shift;
-          }
-          if (k.epilogue.activation == Epilogue::Activation::None) {
-            convert.signals = {r.out_ready};
-            add(convert);
+    for (const WindowChunk& chunk : window_chunks(p, rows_per_chunk, channels_per_chunk)) {
+      const int64_t n = chunk.batch, c0 = chunk.c0, ct = chunk.channels, oh0 = chunk.oh0, ht = chunk.rows;
+      const int64_t count = ct * ht * out_w, rows = ct * ht;
+      const int64_t slot = r.slots.take();
+      // Slot layout.
+      const int64_t windows = slot, sum = windows + 2 * count * e, widened = sum + 4 * count,
+                    result = widened + 4 * count, weights = result + count * e_out, weights_wide = weights + 2 * rows * e,
+                    bias = weights_wide + 4 * rows;
+      for (int64_t kh = 0; kh < taps_h; ++kh) {
+        for (int64_t kw = 0; kw < p.kernel.back(); ++kw) {
+          const bool first = kh == 0 && kw == 0;
+          const int64_t which = tap_index++ % 2;
+          const int64_t window = windows + which * count * e, weight = weights + which * rows * e;
+          const int64_t w = -p.pads_begin.back() + kw * p.dilations.back();
+          Instruction load;
+          if (two_d) {
+            const int64_t h = oh0 * p.strides[0] - p.pads_begin[0] + kh * p.dilations[0];
+            load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, h, w}, {ct, ht, out_w},
+                       {{0, 1, 0, 0}, {0, 0, p.strides[0], 0}, {0, 0, 0, p.strides[1]}});
+            add([&] {
+              Instruction in = load;
+              in.waits = {tap_free};
+              return in;
+            }());
+            // This tap's weight for every (channel, row): w[c, 0, kh, kw] repeated ht times.
+            Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kh, kw}, {ct, ht},
+                                 {{1, 0, 0, 0}, {0, 0, 0, 0}});
+            wl.signals = {tap_ready};
+            add(wl);
           } else {
-            add(convert);
-            activation(k.epilogue, result, out_type, rows, out_w, {r.out_ready});
+            load = dma(Opcode::DmaLoad, buf(Buffer::Unified, window), xt, {n, c0, w}, {ct, out_w}, {{0, 1, 0}, {0, 0, p.strides[0]}});
+            load.waits = {tap_free};
+            add(load);
+            Instruction wl = dma(Opcode::DmaLoad, buf(Buffer::Unified, weight), wt, {c0, 0, kw}, {ct}, {{1, 0, 0}});
+            wl.signals = {tap_ready};
+            add(wl);
           }
-          Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
-                                    : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
-          store.waits = {r.out_ready};
-          store.signals = {r.out_free};
-          pending.push_back(store);
+          if (first) {
+            for (auto& in : pending) add(std::move(in));
+            pending.clear();
+          }
+          Instruction widen_w = vpu(Opcode::VpuCopy, buf(Buffer::Unified, weights_wide, wide), buf(Buffer::Unified, weight, type), 1, rows);
+          widen_w.waits = {tap_ready};
+          if (first) widen_w.waits.push_back(r.out_free);
+          add(widen_w);
+          add(vpu(Opcode::VpuCopy, buf(Buffer::Unified, first ? sum : widened, wide), buf(Buffer::Unified, window, type), rows, out_w));
+          Instruction product = vpu(Opcode::VpuMul, buf(Buffer::Unified, first ? sum : widened, wide),
+                                    buf(Buffer::Unified, first ? sum : widened, wide), rows, out_w);
+          product.src2 = buf(Buffer::Unified, weights_wide, wide);
+          product.broadcast = true;
+          product.src2_stride = 4;
+          product.signals = {tap_free};
+          add(product);
+          if (!first) {
+            Instruction acc = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
+            acc.src2 = buf(Buffer::Unified, widened, wide);
+            add(acc);
+          }
         }
       }
+      if (k.bias >= 0) {
+        // The bias of each row's channel, then added along the row.
+        const int64_t bias_slot = bias;  // one per slot set: slot sets alternate
+        std::vector<std::vector<int64_t>> step = {{1}, {0}};
+        Instruction bl = dma(Opcode::DmaLoad, buf(Buffer::Unified, bias_slot), tensor(k.bias), {c0}, {ct, ht}, step);
+        bl.waits = {bias_free};
+        bl.signals = {bias_ready};
+        add(bl);
+        Instruction add_bias = vpu(Opcode::VpuAdd, buf(Buffer::Unified, sum, wide), buf(Buffer::Unified, sum, wide), rows, out_w);
+        add_bias.src2 = buf(Buffer::Unified, bias_slot, wide);
+        add_bias.broadcast = true;
+        add_bias.src2_stride = 4;
+        add_bias.waits = {bias_ready};
+        add_bias.signals = {bias_free};
+        add(add_bias);
+      }
+      Instruction convert = vpu(out_type == DType::Int8 ? Opcode::VpuRequantize : Opcode::VpuCopy,
+                                buf(Buffer::Unified, result, out_type), buf(Buffer::Unified, sum, wide), rows, out_w);
+      if (out_type == DType::Int8) {
+        convert.multiplier = k.epilogue.scale.multiplier;
+        convert.shift = k.epilogue.scale.shift;
+      }
+      if (k.epilogue.activation == Epilogue::Activation::None) {
+        convert.signals = {r.out_ready};
+        add(convert);
+      } else {
+        add(convert);
+        activation(k.epilogue, result, out_type, rows, out_w, {r.out_ready});
+      }
+      Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
+                                : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
+      store.waits = {r.out_ready};
+      store.signals = {r.out_free};
+      pending.push_back(store);
     }
     for (auto& in : pending) add(std::move(in));
   }
