@@ -47,6 +47,12 @@ using yaml_text::describe;
 using yaml_text::join;
 using yaml_text::parse_int64;
 using yaml_text::trim;
+using yaml_text::at_least;
+using yaml_text::read_bool;
+using yaml_text::read_integer;
+using yaml_text::read_integer_at_least;
+using yaml_text::read_number;
+using yaml_text::scalar_text;
 
 // ---------------------------------------------------------------------------------------------
 // The schema: the keys each section accepts, in the order arch_to_yaml prints them.
@@ -138,12 +144,7 @@ class Provenance {
 };
 
 // One value in the tree with its key path and the location to blame when it is wrong.
-struct Value {
-  YAML::Node node;
-  SourceLocation where;
-
-  [[noreturn]] void fail(const std::string& message) const { throw Error(where, message); }
-};
+using Value = yaml_text::LocatedNode;
 
 // A mapping in the tree. `where` locates the mapping itself (for "expected a mapping");
 // `heading` the key that names it (for "missing required key"). An absent or empty section
@@ -231,21 +232,6 @@ class Section {
 // ---------------------------------------------------------------------------------------------
 // Typed values.
 
-const std::string& scalar_text(const Value& value, std::string_view expected) {
-  if (!value.node.IsScalar())
-    value.fail(fmt::format("expected {}, got {}", expected, describe(value.node)));
-  return value.node.Scalar();
-}
-
-int64_t read_integer(const Value& value) {
-  const std::string& text = scalar_text(value, "an integer");
-  bool too_large = false;
-  std::optional<int64_t> parsed = parse_int64(trim(text), &too_large);
-  if (too_large) value.fail(fmt::format("integer '{}' is too large", text));
-  if (!parsed) value.fail(fmt::format("expected an integer, got '{}'", text));
-  return *parsed;
-}
-
 struct ByteUnit {
   const char* name;
   int64_t bytes;
@@ -296,35 +282,6 @@ int64_t read_byte_size(const Value& value) {
   if (*number > limit || *number < -limit)
     value.fail(fmt::format("byte size '{}' is too large", text));
   return *number * scale;
-}
-
-double read_number(const Value& value) {
-  const std::string& text = scalar_text(value, "a number");
-  std::string_view digits = trim(text);
-  if (digits.starts_with('+')) digits.remove_prefix(1);
-  double parsed = 0;
-  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), parsed);
-  if (error != std::errc() || end != digits.data() + digits.size() || digits.starts_with('+'))
-    value.fail(fmt::format("expected a number, got '{}'", text));
-  if (!std::isfinite(parsed)) value.fail(fmt::format("expected a finite number, got '{}'", text));
-  return parsed;
-}
-
-bool read_bool(const Value& value) {
-  const std::string& text = scalar_text(value, "true or false");
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  value.fail(fmt::format("expected true or false, got '{}'", text));
-}
-
-int64_t at_least(const Value& value, int64_t number, int64_t minimum, std::string_view note = "") {
-  if (number < minimum)
-    value.fail(fmt::format("must be at least {}{}, got {}", minimum, note, number));
-  return number;
-}
-
-int64_t read_integer_at_least(const Value& value, int64_t minimum, std::string_view note = "") {
-  return at_least(value, read_integer(value), minimum, note);
 }
 
 double read_positive_number(const Value& value) {
@@ -631,20 +588,6 @@ std::string yaml_string(const std::string& text) {
 }
 
 // yaml-cpp's messages name the parser's state; say what the user most likely has to fix.
-std::string yaml_error_hint(const std::string& message) {
-  static const std::pair<const char*, const char*> kHints[] = {
-      {"end of map flow not found", "a '{' is not closed by '}'"},
-      {"end of sequence flow not found", "a '[' is not closed by ']'"},
-      {"illegal map value", "a ':' where none is expected; check the indentation"},
-      {"end of map not found", "check the indentation"},
-      {"illegal tab when looking for indentation", "indent with spaces, not tabs"},
-      {"illegal EOF in scalar", "a quote is not closed"},
-  };
-  for (const auto& [text, hint] : kHints) {
-    if (message == text) return fmt::format(" ({})", hint);
-  }
-  return "";
-}
 
 std::string format_gigabytes_per_second(double bytes_per_cycle, double clock_mhz) {
   double gigabytes = bytes_per_cycle * clock_mhz * 1e6 / 1e9;
@@ -657,27 +600,10 @@ std::string format_gigabytes_per_second(double bytes_per_cycle, double clock_mhz
 
 ArchConfig parse_arch_yaml(const std::string& text, const std::string& file_name,
                            const std::vector<std::string>& overrides) {
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    throw Error(SourceLocation{file_name, e.mark.line + 1, e.mark.column + 1, ""},
-                "malformed YAML: " + e.msg + yaml_error_hint(e.msg));
-  }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
-    throw Error(SourceLocation{file_name, 1, 1, ""},
-                "the file is empty; an arch config needs at least mxu.rows, mxu.cols, the bytes "
-                "of unified_buffer, weight_buffer and accumulator, and dram.bytes_per_cycle (see "
-                "examples/arch/teach-4x4.yaml)");
-  }
-  if (documents.size() > 1) {
-    YAML::Mark mark = documents[1].Mark();
-    throw Error(SourceLocation{file_name, mark.line + 1, mark.column + 1, ""},
-                fmt::format("expected one YAML document, found {}; remove the extra '---' "
-                            "sections",
-                            documents.size()));
-  }
-  YAML::Node root = documents[0];
+  YAML::Node root = yaml_text::load_single_document(
+      text, file_name,
+      "the file is empty; an arch config needs at least mxu.rows, mxu.cols, the bytes of unified_buffer, "
+      "weight_buffer and accumulator, and dram.bytes_per_cycle (see examples/arch/teach-4x4.yaml)");
   YAML::Mark root_mark = root.Mark();
   SourceLocation root_where{file_name, root_mark.line + 1, root_mark.column + 1, ""};
   if (!root.IsMap()) {

@@ -36,6 +36,12 @@ using yaml_text::describe;
 using yaml_text::join;
 using yaml_text::parse_int64;
 using yaml_text::trim;
+using yaml_text::at_least;
+using yaml_text::read_bool;
+using yaml_text::read_integer;
+using yaml_text::read_integer_at_least;
+using yaml_text::read_number;
+using yaml_text::scalar_text;
 
 // ---------------------------------------------------------------------------------------------
 // The default int8 scales (docs/model-format.md, "Quantization scales"). Each int8 value has
@@ -74,12 +80,7 @@ SourceLocation locate(const YAML::Mark& mark, const SourceLocation& fallback,
 }
 
 // One node of the tree with its key path and the place to blame when it is wrong.
-struct Node {
-  YAML::Node yaml;
-  SourceLocation where;
-
-  [[noreturn]] void fail(const std::string& message) const { throw Error(where, message); }
-};
+using Node = yaml_text::LocatedNode;
 
 // The items of a sequence, each with its index in the key path.
 std::vector<Node> sequence_items(const Node& node, std::string_view expected) {
@@ -171,54 +172,11 @@ class Mapping {
 // ---------------------------------------------------------------------------------------------
 // Typed values.
 
-const std::string& scalar_text(const Node& node, std::string_view expected) {
-  if (!node.yaml.IsScalar())
-    node.fail(fmt::format("expected {}, got {}", expected, describe(node.yaml)));
-  return node.yaml.Scalar();
-}
-
-int64_t read_integer(const Node& node) {
-  const std::string& text = scalar_text(node, "an integer");
-  bool too_large = false;
-  std::optional<int64_t> parsed = parse_int64(trim(text), &too_large);
-  if (too_large) node.fail(fmt::format("integer '{}' is too large", text));
-  if (!parsed) node.fail(fmt::format("expected an integer, got '{}'", text));
-  return *parsed;
-}
-
-int64_t at_least(const Node& node, int64_t number, int64_t minimum) {
-  if (number < minimum) node.fail(fmt::format("must be at least {}, got {}", minimum, number));
-  return number;
-}
-
-int64_t read_integer_at_least(const Node& node, int64_t minimum) {
-  return at_least(node, read_integer(node), minimum);
-}
-
-double read_number(const Node& node) {
-  const std::string& text = scalar_text(node, "a number");
-  std::string_view digits = trim(text);
-  if (digits.starts_with('+')) digits.remove_prefix(1);
-  double parsed = 0;
-  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), parsed);
-  if (error != std::errc() || end != digits.data() + digits.size() || digits.starts_with('+'))
-    node.fail(fmt::format("expected a number, got '{}'", text));
-  if (!std::isfinite(parsed)) node.fail(fmt::format("expected a finite number, got '{}'", text));
-  return parsed;
-}
-
 double read_positive_number(const Node& node) {
   double number = read_number(node);
   if (!(number > 0))
     node.fail(fmt::format("must be greater than 0, got {}", scalar_text(node, "")));
   return number;
-}
-
-bool read_bool(const Node& node) {
-  const std::string& text = scalar_text(node, "true or false");
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  node.fail(fmt::format("expected true or false, got '{}'", text));
 }
 
 // A list of integers such as [1, 3, 224, 224].
@@ -1219,21 +1177,6 @@ std::string read_model_file(const std::string& path) {
 }
 
 // yaml-cpp's messages name the parser's state; say what the user most likely has to fix.
-std::string yaml_error_hint(const std::string& message) {
-  static const std::pair<const char*, const char*> kHints[] = {
-      {"end of map flow not found", "a '{' is not closed by '}'"},
-      {"end of sequence flow not found", "a '[' is not closed by ']'"},
-      {"illegal map value", "a ':' where none is expected; check the indentation"},
-      {"end of map not found", "check the indentation"},
-      {"end of sequence not found", "check the indentation"},
-      {"illegal tab when looking for indentation", "indent with spaces, not tabs"},
-      {"illegal EOF in scalar", "a quote is not closed"},
-  };
-  for (const auto& [text, hint] : kHints) {
-    if (message == text) return fmt::format(" ({})", hint);
-  }
-  return "";
-}
 
 DType read_model_type(const Node& node) {
   const std::string& text = scalar_text(node, "int8 or bf16");
@@ -1268,26 +1211,9 @@ std::map<std::string, int> explicit_layer_names(const YAML::Node& layers) {
 // ---------------------------------------------------------------------------------------------
 
 Graph parse_model_yaml(const std::string& text, const std::string& file_name) {
-  std::vector<YAML::Node> documents;
-  try {
-    documents = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    throw Error(SourceLocation{file_name, e.mark.line + 1, e.mark.column + 1, ""},
-                "malformed YAML: " + e.msg + yaml_error_hint(e.msg));
-  }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
-    throw Error(SourceLocation{file_name, 1, 1, ""},
-                "the file is empty; a model needs at least inputs and layers (see "
-                "examples/models/tiny-cnn.yaml)");
-  }
-  if (documents.size() > 1) {
-    YAML::Mark mark = documents[1].Mark();
-    throw Error(SourceLocation{file_name, mark.line + 1, mark.column + 1, ""},
-                fmt::format("expected one YAML document, found {}; remove the extra '---' "
-                            "sections",
-                            documents.size()));
-  }
-  const YAML::Node& root = documents[0];
+  const YAML::Node root = yaml_text::load_single_document(
+      text, file_name,
+      "the file is empty; a model needs at least inputs and layers (see examples/models/tiny-cnn.yaml)");
   SourceLocation root_where{file_name, root.Mark().line + 1, root.Mark().column + 1, ""};
   if (!root.IsMap()) {
     throw Error(root_where, fmt::format("the top level must be a mapping with the keys {}, got {}",
