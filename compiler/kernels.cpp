@@ -15,6 +15,31 @@ std::string_view im2col_mode_name(Im2colMode m) {
   return "?";
 }
 
+std::string_view attention_lowering_name(AttentionLowering l) {
+  return l == AttentionLowering::Materialized ? "materialized" : "flash";
+}
+
+TileClass AttentionKernel::classify(int64_t i0, int64_t rows, int64_t j0, int64_t cols) const {
+  if (!causal && window <= 0) return TileClass::Full;
+  // Along a row the visible keys are one run, from max(0, i - window + 1) to i (causal), so a
+  // tile is full when its corners on both ends are visible, and empty when no row's run meets it.
+  const int64_t i1 = i0 + rows - 1, j1 = j0 + cols - 1;
+  bool full = true, any = false;
+  for (int64_t i = i0; i <= i1; ++i) {
+    const int64_t lo = window > 0 ? std::max(j0, i - window + 1) : j0;
+    const int64_t hi = causal ? std::min(j1, i) : j1;
+    if (lo <= hi) any = true;
+    if (lo != j0 || hi != j1) full = false;
+  }
+  return !any ? TileClass::Empty : full ? TileClass::Full : TileClass::Partial;
+}
+
+std::vector<int> AttentionKernel::inputs() const {
+  std::vector<int> in = {q, k, v};
+  if (mask >= 0) in.push_back(mask);
+  return in;
+}
+
 SourceLocation op_location(const Graph& graph, const std::string& name) {
   for (const auto& op : graph.ops) {
     if (op.name == name && op.location.line > 0) return op.location;
@@ -92,6 +117,20 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
       for (int i : v->inputs) inputs.push_back(name(i));
       out += fmt::format("vector {} ({}): {} -> {} epilogue={}\n", v->name, vector_kind_name(v->kind), fmt::join(inputs, ", "),
                          name(v->output), epilogue_text(v->epilogue));
+    } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
+      std::vector<std::string> inputs;
+      for (int i : a->inputs()) inputs.push_back(name(i));
+      out += fmt::format("attention {} ({}): {} -> {}: batch {}, {} heads ({} kv heads), seq {}x{}, head dim {}/{}, "
+                         "scale {}{}{}\n", a->name, attention_lowering_name(a->lowering), fmt::join(inputs, ", "),
+                         name(a->output), a->batch, a->heads, a->kv_heads, a->seq_q, a->seq_k, a->head_dim, a->value_dim,
+                         graph_number_text(a->scale), a->causal ? ", causal" : "",
+                         a->window > 0 ? fmt::format(", window {}", a->window) : "");
+      if (with_tiling && a->tiling.chosen) {
+        const AttentionTiling& t = a->tiling;
+        out += fmt::format("  tiles: {}x{} score tiles of {} queries x {} keys per head: {} empty (skipped), {} partial, "
+                           "{} full\n", t.q_blocks, t.k_blocks, t.q_block, t.k_block, t.empty, t.partial, t.full);
+        out += fmt::format("  why: {}\n", t.why);
+      }
     }
   }
   return out;

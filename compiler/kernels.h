@@ -120,7 +120,77 @@ struct VectorKernel {
   double epsilon = 1e-5;            // LayerNorm
 };
 
-using Kernel = std::variant<GemmKernel, DepthwiseKernel, VectorKernel>;
+// How attention is lowered (`--attention`).
+enum class AttentionLowering : uint8_t {
+  Materialized,  // scores = q.k^T for every head (in the unified buffer when they fit, else
+                 // spilled to DRAM), then softmax on the VPU, then probabilities . v
+  Flash,         // per block of queries, blocks of keys/values with a running row max and sum
+                 // on the VPU; the partial output is rescaled; the score matrix never exists
+};
+std::string_view attention_lowering_name(AttentionLowering l);  // "materialized", "flash"
+
+// Where a score tile (a block of queries x a block of keys) stands under the causal/window
+// mask: no visible entry (skipped: no DMA, MXU or VPU work), some (computed, then masked), all.
+enum class TileClass : uint8_t { Empty, Partial, Full };
+
+// Where an attention kernel's slots sit (bytes). Unified buffer: q tiles (2 slots), the fp32
+// scores of one tile (flash: one working copy; materialized, spilled: 2 staging slots),
+// probability tiles in the operand type (2 slots), mask tiles (2 slots), the fp32 running
+// output (flash), output tiles (2 slots), per-row statistics, and (materialized) either the
+// whole score and probability matrices or 2 slots of softmax row chunks. Accumulators: 2
+// score slots and 2 slots of p . v results. Weight buffer: key/value tiles.
+struct AttentionBuffers {
+  int64_t q = 0, q_slot = 0;
+  int64_t s = 0, s_slot = 0;
+  int64_t p = 0, p_slot = 0;
+  int64_t mask = 0, mask_slot = 0;
+  int64_t o = 0;
+  int64_t out = 0, out_slot = 0;
+  int64_t stats = 0;  // one fp32 per query row each: flash m, l, t, t2, c0, c1; materialized max, sum
+  int64_t chunk = 0, chunk_slot = 0, chunk_rows = 0;  // materialized, spilled: softmax row chunks
+  int64_t scores = 0, probs = 0;                  // materialized, on chip
+  int64_t ub_bytes = 0;
+  int64_t acc_s = 0, acc_s_slot = 0, acc_pv = 0, acc_pv_slot = 0, acc_bytes = 0;
+  int64_t kv_slot = 0, kv_slots = 0, wb_bytes = 0;
+};
+
+struct AttentionTiling {
+  bool chosen = false;
+  int64_t q_block = 0, k_block = 0;    // queries (Br) and keys (Bc) per score tile
+  int64_t q_blocks = 0, k_blocks = 0;  // per head
+  int64_t d_chunk = 0, dv_chunk = 0;   // head dim per load_stationary (<= rows); value dim per matmul (<= cols)
+  // Score tiles per head by class (the same for every head), and for the whole op.
+  int64_t empty = 0, partial = 0, full = 0;
+  bool scores_on_chip = false;  // materialized: the score matrix stays in the unified buffer
+  AttentionBuffers buffers;
+  std::string why;
+  int64_t tiles() const { return empty + partial + full; }
+};
+
+// Multi-head attention: per batch entry and query head h (key/value head h / (heads /
+// kv_heads)), softmax(q . k^T * scale + mask) . v, unrolled into two GEMMs per score tile with
+// the softmax between them on the VPU.
+struct AttentionKernel {
+  std::string name;
+  int q = -1, k = -1, v = -1, mask = -1, output = -1;  // graph values (mask: -1 = none)
+  int64_t batch = 1, seq_q = 0, seq_k = 0, heads = 1, kv_heads = 1, head_dim = 0, value_dim = 0;
+  bool causal = false;
+  int64_t window = 0;  // 0 = every position
+  double scale = 1;
+  AttentionLowering lowering = AttentionLowering::Flash;
+  Epilogue epilogue;  // none: attention rounds its fp32 result to the output type once
+  AttentionTiling tiling;
+
+  // Whether query i sees key j under the causal/window mask.
+  bool visible(int64_t i, int64_t j) const {
+    return (!causal || j <= i) && (window <= 0 || j > i - window);
+  }
+  // The class of the score tile of queries [i0, i0 + rows) and keys [j0, j0 + cols).
+  TileClass classify(int64_t i0, int64_t rows, int64_t j0, int64_t cols) const;
+  std::vector<int> inputs() const;  // q, k, v[, mask]
+};
+
+using Kernel = std::variant<GemmKernel, DepthwiseKernel, VectorKernel, AttentionKernel>;
 
 // Kernels in execution order, with the graph they came from.
 struct KernelModule {

@@ -167,6 +167,13 @@ std::string compile_summary(const CompileResult& compiled) {
     } else if (const auto* v = std::get_if<VectorKernel>(&kernel)) {
       out += fmt::format("  {:<24} vector unit / DMA{}\n", v->name,
                          v->epilogue.fused_op.empty() ? "" : fmt::format(" (includes {})", v->epilogue.fused_op));
+    } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
+      const AttentionTiling& t = a->tiling;
+      out += fmt::format("  {:<24} attention, {}: score tiles {}x{} per head, {} computed of {} ({} full, {} partial), "
+                         "{} empty skipped; x{} heads x{} batch\n",
+                         a->name, attention_lowering_name(a->lowering), t.q_block, t.k_block, t.full + t.partial, t.tiles(),
+                         t.full, t.partial, t.empty, a->heads, a->batch);
+      out += fmt::format("  {:<24} {}\n", "", t.why);
     }
   }
   return out;

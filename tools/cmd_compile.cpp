@@ -12,6 +12,10 @@ void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags) {
                   "buffer: load each input window once, the MXU walks it (default); dma: the DMA walks the input "
                   "in DRAM per kernel tap; materialize: write im2col matrices to DRAM first (teaching)")
       ->check(CLI::IsMember({"buffer", "dma", "materialize"}));
+  cmd->add_option("--attention", flags.attention,
+                  "flash: per block of queries, key/value tiles with a running softmax; the score matrix never exists "
+                  "(default); materialized: the whole score matrix, then softmax, then . v")
+      ->check(CLI::IsMember({"flash", "materialized"}));
   cmd->add_option("--depthwise", flags.depthwise, "auto (the faster unit, default), mxu or vpu")
       ->check(CLI::IsMember({"auto", "mxu", "vpu"}));
   cmd->add_option("--type", flags.model_type,
@@ -30,6 +34,7 @@ CompileOptions compile_options(const CompilerFlags& flags) {
                             : flags.im2col == "dma"       ? Im2colMode::Dma
                                                           : Im2colMode::Buffer;
   options.lowering.depthwise = flags.depthwise;
+  options.lowering.attention = flags.attention == "materialized" ? AttentionLowering::Materialized : AttentionLowering::Flash;
   options.lowering.on_chip = !flags.no_on_chip;
   if (!flags.model_type.empty()) options.model_type = parse_dtype(flags.model_type);
   options.print_after = flags.print_after;

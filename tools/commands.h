@@ -15,6 +15,7 @@ void register_compile_command(CLI::App& app);
 // Compiler flags shared by `compile` and `run` (for models).
 struct CompilerFlags {
   std::string im2col = "buffer";
+  std::string attention = "flash";
   std::string depthwise = "auto";
   std::string model_type;
   bool no_on_chip = false;

@@ -36,8 +36,12 @@ std::string reason_not_resident(const Graph& g, const GemmKernel& producer, cons
   const std::string next_name = next ? kernel_name(*next) : "";
   const bool next_reads_it = consumer ? consumer->input == producer.output
                                       : next && std::visit([&](const auto& k) {
-                                          if constexpr (std::is_same_v<std::decay_t<decltype(k)>, VectorKernel>) {
+                                          using K = std::decay_t<decltype(k)>;
+                                          if constexpr (std::is_same_v<K, VectorKernel>) {
                                             return std::find(k.inputs.begin(), k.inputs.end(), producer.output) != k.inputs.end();
+                                          } else if constexpr (std::is_same_v<K, AttentionKernel>) {
+                                            const std::vector<int> in = k.inputs();
+                                            return std::find(in.begin(), in.end(), producer.output) != in.end();
                                           } else {
                                             return k.input == producer.output;
                                           }

@@ -75,6 +75,8 @@ class Emitter {
             using K = std::decay_t<decltype(k)>;
             if constexpr (std::is_same_v<K, VectorKernel>) {
               for (int v : k.inputs) used[static_cast<size_t>(v)] = true;
+            } else if constexpr (std::is_same_v<K, AttentionKernel>) {
+              for (int v : k.inputs()) used[static_cast<size_t>(v)] = true;
             } else {
               used[static_cast<size_t>(k.input)] = true;
               used[static_cast<size_t>(k.weight)] = true;
@@ -772,6 +774,615 @@ class Emitter {
       }
     }
     return index;
+  }
+
+  // ---------------------------------------------------------------- attention
+  // Scores of masked positions, the floor of a row's running max, and of a row's sum. A
+  // masked score minus any floored max is still about -3e38, whose exp is 0, so a row (or a
+  // tile's part of it) with no visible key adds nothing, and a row that sees no key at all
+  // has sum 0, floored, times outputs of 0: the reference's 0.
+  static constexpr double kMaskedScore = -3e38, kMaxFloor = -1e30, kSumFloor = 1e-30;
+
+  struct ScoreTile {
+    int64_t j0, cols;
+    TileClass cls;
+  };
+  // The score tiles of queries [i0, i0 + rows) that are not empty under the mask, in key order.
+  static std::vector<ScoreTile> visible_tiles(const AttentionKernel& k, int64_t i0, int64_t rows) {
+    std::vector<ScoreTile> tiles;
+    for (int64_t j0 = 0; j0 < k.seq_k; j0 += k.tiling.k_block) {
+      const int64_t cols = std::min(k.tiling.k_block, k.seq_k - j0);
+      const TileClass c = k.classify(i0, rows, j0, cols);
+      if (c != TileClass::Empty) tiles.push_back({j0, cols, c});
+    }
+    return tiles;
+  }
+
+  int declare_scratch(const std::string& name, DType type, std::vector<int64_t> shape) {
+    TensorDecl decl;
+    decl.name = tensor_name_for(name);
+    while (program_.find_tensor(decl.name) >= 0) decl.name += "_";
+    decl.dtype = type;
+    decl.shape = std::move(shape);
+    decl.kind = TensorKind::Scratch;
+    const int index = static_cast<int>(program_.tensors.size());
+    program_.tensors.push_back(decl);
+    Node node;
+    node.kind = Node::Kind::TensorDecl;
+    node.declaration = index;
+    program_.body.insert(program_.body.begin() + static_cast<long>(declarations_end()), node);
+    return index;
+  }
+
+  // A partial score tile in ub (fp32, `pitch` bytes per row): each row's masked columns become
+  // kMaskedScore. A row of queries sees one run of keys, so its masked columns are at most a
+  // run before it and one after; rows with the same runs share an instruction.
+  void mask_partial_tile(const AttentionKernel& k, int64_t i0, int64_t rows, int64_t j0, int64_t cols, int64_t base,
+                         int64_t pitch) {
+    auto runs = [&](int64_t r) {
+      const int64_t i = i0 + r;
+      const int64_t lo = k.window > 0 ? std::max<int64_t>(0, i - k.window + 1 - j0) : 0;  // first visible column
+      const int64_t hi = k.causal ? std::min(cols - 1, i - j0) : cols - 1;                // last visible column
+      std::vector<std::pair<int64_t, int64_t>> masked;                                    // (first column, count)
+      if (lo > hi) {
+        masked.emplace_back(0, cols);
+      } else {
+        if (lo > 0) masked.emplace_back(0, lo);
+        if (hi < cols - 1) masked.emplace_back(hi + 1, cols - 1 - hi);
+      }
+      return masked;
+    };
+    for (int64_t r = 0; r < rows;) {
+      const auto these = runs(r);
+      int64_t n = 1;
+      while (r + n < rows && runs(r + n) == these) ++n;
+      for (const auto& [c0, count] : these) {
+        const int64_t at = base + r * pitch + c0 * 4;
+        Instruction in = vpu(Opcode::VpuMin, buf(Buffer::Unified, at, DType::FP32), buf(Buffer::Unified, at, DType::FP32), n, count);
+        in.dst_stride = in.src_stride = pitch;
+        in.imm = kMaskedScore;
+        add(in);
+      }
+      r += n;
+    }
+  }
+
+  // The DMA load of the additive mask for a score tile: the mask broadcasts to [batch, heads,
+  // seq_q, seq_k] (aligned right), so dims of size 1 step 0.
+  Instruction mask_tile_load(const AttentionKernel& k, int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
+                             int64_t slot) {
+    const Value& mask = g_.values[static_cast<size_t>(k.mask)];
+    const std::vector<int64_t> shape = mask.shape.empty() ? std::vector<int64_t>{1} : mask.shape;
+    const int64_t rank = static_cast<int64_t>(shape.size()), em = dtype_size(mask.dtype);
+    const int64_t full[4] = {b, h, i0, j0};
+    std::vector<int64_t> coords(static_cast<size_t>(rank), 0), row_step(static_cast<size_t>(rank), 0),
+        col_step(static_cast<size_t>(rank), 0);
+    for (int64_t d = 0; d < rank; ++d) {
+      const int64_t f = d + 4 - rank;
+      const size_t i = static_cast<size_t>(d);
+      if (f < 0 || shape[i] == 1) continue;
+      coords[i] = full[f];
+      if (f == 2) row_step[i] = 1;
+      if (f == 3) col_step[i] = 1;
+    }
+    return dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(k.mask), coords, {rows, cols}, {row_step, col_step},
+               {cols * em, em});
+  }
+
+  // q . k^T for one score tile: the key tile (cols x head dim, in wb) is the stationary operand,
+  // transposed as it is shifted in, one head-dim chunk at a time; the query rows stream.
+  void score_matmuls(const AttentionKernel& k, int64_t k_slot, int64_t q_slot, int64_t rows, int64_t cols, int64_t acc_slot,
+                     std::vector<int> ls_waits, std::vector<int> ls_signals, std::vector<int> mm_waits, std::vector<int> mm_signals) {
+    const int64_t d = k.head_dim, chunk = k.tiling.d_chunk;
+    for (int64_t d0 = 0; d0 < d; d0 += chunk) {
+      const bool first = d0 == 0, last = d0 + chunk >= d;
+      Instruction ls;
+      ls.opcode = Opcode::MxuLoadStationary;
+      ls.src = buf(Buffer::Weight, k_slot + d0 * e_);
+      ls.rows = std::min(chunk, d - d0);
+      ls.cols = cols;
+      ls.transpose = true;
+      ls.src_stride = d * e_;
+      if (first) ls.waits = ls_waits;
+      if (last) ls.signals = ls_signals;
+      add(ls);
+      Instruction mm;
+      mm.opcode = Opcode::MxuMatmul;
+      mm.src = buf(Buffer::Unified, q_slot + d0 * e_);
+      mm.src_stride = d * e_;
+      mm.count = rows;
+      mm.dst = buf(Buffer::Accumulator, acc_slot);
+      mm.dst_stride = cols * 4;
+      mm.accumulate = !first;
+      if (first) mm.waits = mm_waits;
+      if (last) mm.signals = mm_signals;
+      add(mm);
+    }
+  }
+
+  // p . v for one score tile: the value tile (cols x value dim, in wb) is stationary, one
+  // value-dim chunk at a time; the probability rows stream.
+  void value_matmuls(const AttentionKernel& k, int64_t v_slot, int64_t p_address, int64_t p_pitch, int64_t rows, int64_t cols,
+                     int64_t acc_slot, bool accumulate, std::vector<int> ls_waits, std::vector<int> ls_signals,
+                     std::vector<int> mm_waits, std::vector<int> mm_signals) {
+    const int64_t dv = k.value_dim, chunk = k.tiling.dv_chunk;
+    for (int64_t n0 = 0; n0 < dv; n0 += chunk) {
+      const bool first = n0 == 0, last = n0 + chunk >= dv;
+      Instruction ls;
+      ls.opcode = Opcode::MxuLoadStationary;
+      ls.src = buf(Buffer::Weight, v_slot + n0 * e_);
+      ls.rows = cols;
+      ls.cols = std::min(chunk, dv - n0);
+      ls.src_stride = dv * e_;
+      if (first) ls.waits = ls_waits;
+      if (last) ls.signals = ls_signals;
+      add(ls);
+      Instruction mm;
+      mm.opcode = Opcode::MxuMatmul;
+      mm.src = buf(Buffer::Unified, p_address);
+      mm.src_stride = p_pitch;
+      mm.count = rows;
+      mm.dst = buf(Buffer::Accumulator, acc_slot + n0 * 4);
+      mm.dst_stride = dv * 4;
+      mm.accumulate = accumulate;
+      if (first) mm.waits = mm_waits;
+      if (last) mm.signals = mm_signals;
+      add(mm);
+    }
+  }
+
+  Instruction kv_load(int value, int64_t b, int64_t j0, int64_t cols, int64_t c0, int64_t width, int64_t slot) {
+    return dma(Opcode::DmaLoad, buf(Buffer::Weight, slot), tensor(value), {b, j0, c0}, {cols, width}, {}, {width * e_, e_});
+  }
+
+  void emit(const AttentionKernel& k) {
+    label_ = k.name;
+    ++kernel_index_;
+    const AttentionTiling& t = k.tiling;
+    TPUSIM_CHECK(t.chosen, "attention kernel emitted before tiling");
+    comment(fmt::format("{}: attention, {} heads ({} kv heads) x {} queries x {} keys; {} of {} score tiles per head "
+                        "computed ({} partial), {} empty skipped — {}", k.name, k.heads, k.kv_heads, k.seq_q, k.seq_k,
+                        t.partial + t.full, t.tiles(), t.partial, t.empty, t.why));
+    if (k.lowering == AttentionLowering::Flash) {
+      emit_flash(k);
+    } else {
+      emit_materialized(k);
+    }
+  }
+
+  // Flash: per block of queries, for each visible key tile j
+  //   S = q . k_j^T * scale (+ mask);  t = rowmax(S);  m' = max(m, t);  c = exp(m - m');
+  //   P = exp(S - m');  l = l * c + rowsum(P);  O = O * c + P . v_j;  m = m'
+  // and finally y = O / l. The MXU runs q . k_{j+1}^T while the VPU finishes the softmax of
+  // tile j (software pipelining), so the two units overlap.
+  void emit_flash(const AttentionKernel& k) {
+    const AttentionTiling& t = k.tiling;
+    const AttentionBuffers& bu = t.buffers;
+    const DType operand = arch_.mxu.operand_type, out_type = g_.values[static_cast<size_t>(k.output)].dtype;
+    const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim;
+    const bool has_mask = k.mask >= 0;
+    const DType mask_type = has_mask ? g_.values[static_cast<size_t>(k.mask)].dtype : DType::FP32;
+    const int q_ready = token("q_ready", Unit::Dma, Unit::Mxu), q_free = token("q_free", Unit::Mxu, Unit::Dma, 2);
+    const int64_t kv_slots = bu.kv_slots / 2;
+    const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
+    const int v_ready = token("v_ready", Unit::Dma, Unit::Mxu), v_free = token("v_free", Unit::Mxu, Unit::Dma, kv_slots);
+    const int s_ready = token("s_ready", Unit::Mxu, Unit::Vpu), s_free = token("s_free", Unit::Vpu, Unit::Mxu, 2);
+    const int p_ready = token("p_ready", Unit::Vpu, Unit::Mxu), p_free = token("p_free", Unit::Mxu, Unit::Vpu, 2);
+    const int pv_ready = token("pv_ready", Unit::Mxu, Unit::Vpu), pv_free = token("pv_free", Unit::Vpu, Unit::Mxu, 2);
+    const int out_ready = token("out_ready", Unit::Vpu, Unit::Dma), out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
+    const int mask_ready = has_mask ? token("mask_ready", Unit::Dma, Unit::Vpu) : -1;
+    const int mask_free = has_mask ? token("mask_free", Unit::Vpu, Unit::Dma, 2) : -1;
+    Ring q{bu.q, bu.q_slot, 2}, p{bu.p, bu.p_slot, 2}, mask{bu.mask, bu.mask_slot, 2}, out{bu.out, bu.out_slot, 2};
+    Ring acc_s{bu.acc_s, bu.acc_s_slot, 2}, acc_pv{bu.acc_pv, bu.acc_pv_slot, 2};
+    Ring kr{0, bu.kv_slot, kv_slots}, vr{kv_slots * bu.kv_slot, bu.kv_slot, kv_slots};
+    const int64_t sf = bu.s, o = bu.o;
+    const int64_t m = bu.stats, l = m + br * 4, tmax = l + br * 4, tsum = tmax + br * 4;
+    const int64_t corr[2] = {tsum + br * 4, tsum + 2 * br * 4};
+    const int64_t group = k.heads / k.kv_heads;
+    auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
+    auto rowwise = [&](Opcode code, int64_t dst, int64_t src, int64_t rows, std::optional<int64_t> src2, std::optional<double> imm) {
+      Instruction in = vpu(code, f32(dst), f32(src), rows, 1);
+      if (src2) in.src2 = f32(*src2);
+      in.imm = imm;
+      return in;
+    };
+    auto broadcast = [&](Opcode code, int64_t target, int64_t per_row, int64_t rows, int64_t cols) {
+      Instruction in = vpu(code, f32(target), f32(target), rows, cols);
+      in.src2 = f32(per_row);
+      in.broadcast = true;
+      return in;
+    };
+    std::vector<Instruction> pending_store;
+    for (int64_t b = 0; b < k.batch; ++b) {
+      for (int64_t h = 0; h < k.heads; ++h) {
+        const int64_t kv = h / group;
+        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
+          const int64_t rows = std::min(br, k.seq_q - i0);
+          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
+          const size_t count = tiles.size();
+          const int64_t q_slot = q.take();
+          Instruction load_q = dma(Opcode::DmaLoad, buf(Buffer::Unified, q_slot), tensor(k.q), {b, i0, h * k.head_dim},
+                                   {rows, k.head_dim}, {}, {k.head_dim * e_, e_});
+          load_q.waits = {q_free};
+          load_q.signals = {q_ready};
+          add(load_q);
+          for (auto& in : pending_store) add(std::move(in));
+          pending_store.clear();
+          struct Step {
+            int64_t v_slot = 0, mask_slot = 0, s_slot = 0, p_slot = 0;
+          };
+          std::vector<Step> steps(count);
+          // DMA: the key and value tiles (and mask); MXU: S = q . k^T.
+          auto scores = [&](size_t n) {
+            const ScoreTile& tile = tiles[n];
+            Step& st = steps[n];
+            const int64_t k_slot = kr.take();
+            Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
+            lk.waits = {k_free};
+            lk.signals = {k_ready};
+            add(lk);
+            st.v_slot = vr.take();
+            Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, st.v_slot);
+            lv.waits = {v_free};
+            lv.signals = {v_ready};
+            add(lv);
+            if (has_mask) {
+              st.mask_slot = mask.take();
+              Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, st.mask_slot);
+              lm.waits = {mask_free};
+              lm.signals = {mask_ready};
+              add(lm);
+            }
+            st.s_slot = acc_s.take();
+            std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
+            if (n == 0) mm_waits.push_back(q_ready);
+            if (n + 1 == count) mm_signals.push_back(q_free);
+            score_matmuls(k, k_slot, q_slot, rows, tile.cols, st.s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+          };
+          // VPU: the online softmax of tile n, leaving P (operand type) for the MXU.
+          auto softmax = [&](size_t n) {
+            const ScoreTile& tile = tiles[n];
+            Step& st = steps[n];
+            const int64_t cols = tile.cols;
+            Instruction scale = vpu(Opcode::VpuMul, f32(sf), buf(Buffer::Accumulator, st.s_slot, DType::FP32), rows, cols);
+            scale.imm = k.scale;
+            scale.waits = {s_ready};
+            scale.signals = {s_free};
+            add(scale);
+            if (has_mask) {
+              Instruction madd = vpu(Opcode::VpuAdd, f32(sf), f32(sf), rows, cols);
+              madd.src2 = buf(Buffer::Unified, st.mask_slot, mask_type);
+              madd.waits = {mask_ready};
+              madd.signals = {mask_free};
+              add(madd);
+            }
+            if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
+            add(vpu(Opcode::VpuReduceMax, f32(tmax), f32(sf), rows, cols));
+            const int64_t c = corr[n % 2];
+            if (n == 0) {
+              add(rowwise(Opcode::VpuMax, m, tmax, rows, std::nullopt, kMaxFloor));
+            } else {
+              add(rowwise(Opcode::VpuMax, tmax, tmax, rows, m, std::nullopt));
+              add(rowwise(Opcode::VpuSub, c, m, rows, tmax, std::nullopt));
+              add(rowwise(Opcode::VpuExp, c, c, rows, std::nullopt, std::nullopt));
+              add(rowwise(Opcode::VpuCopy, m, tmax, rows, std::nullopt, std::nullopt));
+            }
+            add(broadcast(Opcode::VpuSub, sf, m, rows, cols));
+            add(vpu(Opcode::VpuExp, f32(sf), f32(sf), rows, cols));
+            add(vpu(Opcode::VpuReduceSum, f32(n == 0 ? l : tsum), f32(sf), rows, cols));
+            if (n > 0) {
+              add(rowwise(Opcode::VpuMul, l, l, rows, c, std::nullopt));
+              add(rowwise(Opcode::VpuAdd, l, l, rows, tsum, std::nullopt));
+            }
+            st.p_slot = p.take();
+            Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, st.p_slot, operand), f32(sf), rows, cols);
+            narrow.waits = {p_free};
+            narrow.signals = {p_ready};
+            add(narrow);
+          };
+          // MXU: P . v into a fresh accumulator slot; VPU: O = O * c + that.
+          auto values = [&](size_t n) {
+            const ScoreTile& tile = tiles[n];
+            const int64_t pv_slot = acc_pv.take();
+            value_matmuls(k, steps[n].v_slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false, {v_ready},
+                          {v_free}, {p_ready, pv_free}, {p_free, pv_ready});
+            return pv_slot;
+          };
+          auto update = [&](size_t n, int64_t pv_slot) {
+            const BufferRef pv = buf(Buffer::Accumulator, pv_slot, DType::FP32);
+            if (n == 0) {
+              Instruction copy = vpu(Opcode::VpuCopy, f32(o), pv, rows, dv);
+              copy.waits = {pv_ready};
+              copy.signals = {pv_free};
+              add(copy);
+              return;
+            }
+            add(broadcast(Opcode::VpuMul, o, corr[n % 2], rows, dv));
+            Instruction sum = vpu(Opcode::VpuAdd, f32(o), f32(o), rows, dv);
+            sum.src2 = pv;
+            sum.waits = {pv_ready};
+            sum.signals = {pv_free};
+            add(sum);
+          };
+          scores(0);
+          softmax(0);
+          for (size_t n = 0; n < count; ++n) {
+            if (n + 1 < count) {
+              scores(n + 1);
+              softmax(n + 1);
+            }
+            const int64_t pv_slot = values(n);
+            update(n, pv_slot);
+          }
+          // y = O / l, in the output type.
+          add(rowwise(Opcode::VpuMax, l, l, rows, std::nullopt, kSumFloor));
+          add(rowwise(Opcode::VpuReciprocal, l, l, rows, std::nullopt, std::nullopt));
+          add(broadcast(Opcode::VpuMul, o, l, rows, dv));
+          const int64_t out_slot = out.take();
+          Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type), f32(o), rows, dv);
+          narrow.waits = {out_free};
+          narrow.signals = {out_ready};
+          add(narrow);
+          Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
+                                  {}, {dv * e_out, e_out});
+          store.waits = {out_ready};
+          store.signals = {out_free};
+          pending_store.push_back(store);
+        }
+      }
+    }
+    for (auto& in : pending_store) add(std::move(in));
+  }
+
+  // Materialized: three phases, as an unfused graph would run them.
+  //   1. scores: S = q . k^T * scale (+ mask) for every visible tile, into the score matrix
+  //      (in the unified buffer when it fits, else a DRAM scratch tensor through staging slots);
+  //   2. softmax along each row's visible keys on the VPU, into the probability matrix
+  //      (the operand type; on chip, or row chunks through DRAM);
+  //   3. y = P . v, accumulating over the visible key tiles.
+  void emit_materialized(const AttentionKernel& k) {
+    const AttentionTiling& t = k.tiling;
+    const AttentionBuffers& bu = t.buffers;
+    const DType operand = arch_.mxu.operand_type, out_type = g_.values[static_cast<size_t>(k.output)].dtype;
+    const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim, sk = k.seq_k;
+    const bool on_chip = t.scores_on_chip, has_mask = k.mask >= 0;
+    const DType mask_type = has_mask ? g_.values[static_cast<size_t>(k.mask)].dtype : DType::FP32;
+    const int64_t group = k.heads / k.kv_heads;
+    auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
+    const int64_t kv_slots = bu.kv_slots / 2;
+    const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
+    const int q_ready = token("q_ready", Unit::Dma, Unit::Mxu), q_free = token("q_free", Unit::Mxu, Unit::Dma, 2);
+    const int s_ready = token("s_ready", Unit::Mxu, Unit::Vpu), s_free = token("s_free", Unit::Vpu, Unit::Mxu, 2);
+    const int mask_ready = has_mask ? token("mask_ready", Unit::Dma, Unit::Vpu) : -1;
+    const int mask_free = has_mask ? token("mask_free", Unit::Vpu, Unit::Dma, 2) : -1;
+    const int st_ready = on_chip ? -1 : token("staged", Unit::Vpu, Unit::Dma);
+    const int st_free = on_chip ? -1 : token("staging_free", Unit::Dma, Unit::Vpu, 2);
+    const int scores_t = on_chip ? -1 : declare_scratch(k.name + ".scores", DType::FP32, {k.batch * k.heads, k.seq_q, sk});
+    const int probs_t = on_chip ? -1 : declare_scratch(k.name + ".probs", operand, {k.batch * k.heads, k.seq_q, sk});
+    Ring q{bu.q, bu.q_slot, 2}, staging{bu.s, bu.s_slot, 2}, mask{bu.mask, bu.mask_slot, 2}, acc_s{bu.acc_s, bu.acc_s_slot, 2};
+    Ring kr{0, bu.kv_slot, kv_slots}, vr{kv_slots * bu.kv_slot, bu.kv_slot, kv_slots};
+    // Where the score / probability of (head row `row`, key `j`) lives on chip.
+    auto score_at = [&](int64_t row, int64_t j) { return bu.scores + (row * sk + j) * 4; };
+    auto prob_at = [&](int64_t row, int64_t j) { return bu.probs + (row * sk + j) * e_; };
+    std::vector<Instruction> pending;
+    auto flush = [&]() {
+      for (auto& in : pending) add(std::move(in));
+      pending.clear();
+    };
+
+    // 1. Scores.
+    comment(fmt::format("{}: 1. scores q . k^T for the visible tiles, {}", k.name,
+                        on_chip ? "into the unified buffer" : "spilled to DRAM"));
+    for (int64_t b = 0; b < k.batch; ++b) {
+      for (int64_t h = 0; h < k.heads; ++h) {
+        const int64_t kv = h / group, bh = b * k.heads + h;
+        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
+          const int64_t rows = std::min(br, k.seq_q - i0);
+          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
+          const int64_t q_slot = q.take();
+          Instruction load_q = dma(Opcode::DmaLoad, buf(Buffer::Unified, q_slot), tensor(k.q), {b, i0, h * k.head_dim},
+                                   {rows, k.head_dim}, {}, {k.head_dim * e_, e_});
+          load_q.waits = {q_free};
+          load_q.signals = {q_ready};
+          add(load_q);
+          flush();
+          for (size_t n = 0; n < tiles.size(); ++n) {
+            const ScoreTile& tile = tiles[n];
+            const int64_t k_slot = kr.take();
+            Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
+            lk.waits = {k_free};
+            lk.signals = {k_ready};
+            add(lk);
+            int64_t mask_slot = 0;
+            if (has_mask) {
+              mask_slot = mask.take();
+              Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, mask_slot);
+              lm.waits = {mask_free};
+              lm.signals = {mask_ready};
+              add(lm);
+            }
+            const int64_t s_slot = acc_s.take();
+            std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
+            if (n == 0) mm_waits.push_back(q_ready);
+            if (n + 1 == tiles.size()) mm_signals.push_back(q_free);
+            score_matmuls(k, k_slot, q_slot, rows, tile.cols, s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+            // VPU: scale (and mask) into the score matrix or a staging slot.
+            const int64_t dst = on_chip ? score_at(bh * k.seq_q + i0, tile.j0) : staging.take();
+            const int64_t pitch = on_chip ? sk * 4 : tile.cols * 4;
+            std::vector<Instruction> ops;
+            Instruction scale = vpu(Opcode::VpuMul, f32(dst), buf(Buffer::Accumulator, s_slot, DType::FP32), rows, tile.cols);
+            scale.dst_stride = pitch;
+            scale.imm = k.scale;
+            scale.waits = {s_ready};
+            if (!on_chip) scale.waits.push_back(st_free);
+            scale.signals = {s_free};
+            add(scale);
+            if (has_mask) {
+              Instruction madd = vpu(Opcode::VpuAdd, f32(dst), f32(dst), rows, tile.cols);
+              madd.dst_stride = madd.src_stride = pitch;
+              madd.src2 = buf(Buffer::Unified, mask_slot, mask_type);
+              madd.waits = {mask_ready};
+              madd.signals = {mask_free};
+              add(madd);
+            }
+            if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
+            if (!on_chip) {
+              program_.body.back().instruction.signals.push_back(st_ready);
+              Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, dst), scores_t, {bh, i0, tile.j0}, {rows, tile.cols},
+                                      {}, {pitch, 4});
+              store.waits = {st_ready};
+              store.signals = {st_free};
+              pending.push_back(store);
+            }
+          }
+        }
+      }
+    }
+    flush();
+
+    // 2. Softmax along each row's visible keys.
+    comment(fmt::format("{}: 2. softmax of each row over its visible keys on the vector unit{}", k.name,
+                        on_chip ? "" : fmt::format(", {} rows per chunk through DRAM", bu.chunk_rows)));
+    const int64_t mx = bu.stats, sum = bu.stats + br * 4;
+    const int probs_ready = on_chip ? token("probs_ready", Unit::Vpu, Unit::Mxu) : -1;
+    const int in_ready = on_chip ? -1 : token("rows_ready", Unit::Dma, Unit::Vpu);
+    const int in_free = on_chip ? -1 : token("rows_free", Unit::Vpu, Unit::Dma, 2);
+    const int p_out_ready = on_chip ? -1 : token("probs_out", Unit::Vpu, Unit::Dma);
+    const int p_out_free = on_chip ? -1 : token("probs_out_free", Unit::Dma, Unit::Vpu, 2);
+    Ring chunks{bu.chunk, bu.chunk_slot, 2};
+    for (int64_t bh = 0; bh < k.batch * k.heads; ++bh) {
+      for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
+        const std::vector<ScoreTile> tiles = visible_tiles(k, i0, std::min(br, k.seq_q - i0));
+        const int64_t c0 = tiles.front().j0, width = tiles.back().j0 + tiles.back().cols - c0;
+        const int64_t step = on_chip ? br : bu.chunk_rows;
+        for (int64_t r0 = i0; r0 < std::min(i0 + br, k.seq_q); r0 += step) {
+          const int64_t rows = std::min({step, k.seq_q - r0, i0 + br - r0});
+          int64_t s_at, p_at, s_pitch, p_pitch;
+          if (on_chip) {
+            s_at = score_at(bh * k.seq_q + r0, c0);
+            p_at = prob_at(bh * k.seq_q + r0, c0);
+            s_pitch = sk * 4;
+            p_pitch = sk * e_;
+          } else {
+            s_at = chunks.take();
+            p_at = s_at + rows * width * 4;
+            s_pitch = width * 4;
+            p_pitch = width * e_;
+            Instruction load = dma(Opcode::DmaLoad, buf(Buffer::Unified, s_at), scores_t, {bh, r0, c0}, {rows, width}, {},
+                                   {s_pitch, 4});
+            load.waits = {in_free};
+            load.signals = {in_ready};
+            add(load);
+            flush();
+          }
+          auto row_op = [&](Opcode code, int64_t dst, int64_t dst_pitch, int64_t src, int64_t src_pitch) {
+            Instruction in = vpu(code, f32(dst), f32(src), rows, width);
+            in.dst_stride = dst_pitch;
+            in.src_stride = src_pitch;
+            return in;
+          };
+          auto per_row = [&](Opcode code, int64_t target, std::optional<double> imm) {
+            Instruction in = vpu(code, f32(target), f32(target), rows, 1);
+            in.imm = imm;
+            return in;
+          };
+          auto broadcast = [&](Opcode code, int64_t stat) {
+            Instruction in = row_op(code, s_at, s_pitch, s_at, s_pitch);
+            in.src2 = f32(stat);
+            in.broadcast = true;
+            return in;
+          };
+          Instruction first = row_op(Opcode::VpuReduceMax, mx, 4, s_at, s_pitch);
+          if (!on_chip) first.waits = {in_ready};
+          add(first);
+          add(per_row(Opcode::VpuMax, mx, kMaxFloor));
+          add(broadcast(Opcode::VpuSub, mx));
+          add(row_op(Opcode::VpuExp, s_at, s_pitch, s_at, s_pitch));
+          add(row_op(Opcode::VpuReduceSum, sum, 4, s_at, s_pitch));
+          add(per_row(Opcode::VpuMax, sum, kSumFloor));
+          add(per_row(Opcode::VpuReciprocal, sum, std::nullopt));
+          add(broadcast(Opcode::VpuMul, sum));
+          Instruction narrow = row_op(Opcode::VpuCopy, p_at, p_pitch, s_at, s_pitch);
+          narrow.dst.type = operand;
+          if (!on_chip) {
+            narrow.waits = {p_out_free};
+            narrow.signals = {in_free, p_out_ready};
+          }
+          add(narrow);
+          if (!on_chip) {
+            Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, p_at), probs_t, {bh, r0, c0}, {rows, width}, {},
+                                    {p_pitch, e_});
+            store.waits = {p_out_ready};
+            store.signals = {p_out_free};
+            pending.push_back(store);
+          }
+        }
+      }
+    }
+    if (on_chip) program_.body.back().instruction.signals.push_back(probs_ready);
+    flush();
+
+    // 3. y = P . v.
+    comment(fmt::format("{}: 3. probabilities . v over the visible tiles", k.name));
+    const int v_ready = token("v_ready", Unit::Dma, Unit::Mxu), v_free = token("v_free", Unit::Mxu, Unit::Dma, kv_slots);
+    const int pv_ready = token("pv_ready", Unit::Mxu, Unit::Vpu), pv_free = token("pv_free", Unit::Vpu, Unit::Mxu, 2);
+    const int out_ready = token("out_ready", Unit::Vpu, Unit::Dma), out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
+    const int p_ready = on_chip ? -1 : token("p_ready", Unit::Dma, Unit::Mxu);
+    const int p_free = on_chip ? -1 : token("p_free", Unit::Mxu, Unit::Dma, 2);
+    Ring p{bu.p, bu.p_slot, 2}, out{bu.out, bu.out_slot, 2}, acc_pv{bu.acc_pv, bu.acc_pv_slot, 2};
+    bool first_use = true;
+    for (int64_t b = 0; b < k.batch; ++b) {
+      for (int64_t h = 0; h < k.heads; ++h) {
+        const int64_t kv = h / group, bh = b * k.heads + h;
+        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
+          const int64_t rows = std::min(br, k.seq_q - i0);
+          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
+          const int64_t pv_slot = acc_pv.take();
+          for (size_t n = 0; n < tiles.size(); ++n) {
+            const ScoreTile& tile = tiles[n];
+            const int64_t v_slot = vr.take();
+            Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, v_slot);
+            lv.waits = {v_free};
+            lv.signals = {v_ready};
+            add(lv);
+            int64_t p_at, p_pitch;
+            std::vector<int> mm_waits, mm_signals;
+            if (on_chip) {
+              p_at = prob_at(bh * k.seq_q + i0, tile.j0);
+              p_pitch = sk * e_;
+              if (first_use) mm_waits.push_back(probs_ready);
+              first_use = false;
+            } else {
+              p_at = p.take();
+              p_pitch = tile.cols * e_;
+              Instruction lp = dma(Opcode::DmaLoad, buf(Buffer::Unified, p_at), probs_t, {bh, i0, tile.j0}, {rows, tile.cols}, {},
+                                   {p_pitch, e_});
+              lp.waits = {p_free};
+              lp.signals = {p_ready};
+              add(lp);
+              mm_waits.push_back(p_ready);
+              mm_signals.push_back(p_free);
+            }
+            if (n == 0) flush();
+            if (n == 0) mm_waits.push_back(pv_free);
+            if (n + 1 == tiles.size()) mm_signals.push_back(pv_ready);
+            value_matmuls(k, v_slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, {v_ready}, {v_free}, mm_waits, mm_signals);
+          }
+          const int64_t out_slot = out.take();
+          Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type),
+                                   buf(Buffer::Accumulator, pv_slot, DType::FP32), rows, dv);
+          narrow.waits = {pv_ready, out_free};
+          narrow.signals = {pv_free, out_ready};
+          add(narrow);
+          Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
+                                  {}, {dv * e_out, e_out});
+          store.waits = {out_ready};
+          store.signals = {out_free};
+          pending.push_back(store);
+        }
+      }
+    }
+    flush();
   }
 
   // ---------------------------------------------------------------- vector kernels

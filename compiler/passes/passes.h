@@ -15,11 +15,13 @@ struct LoweringOptions {
   std::string depthwise = "auto";
   // Keep tensors between convolutions in the unified buffer when they fit (allocate pass).
   bool on_chip = true;
+  AttentionLowering attention = AttentionLowering::Flash;
 };
 
 // unroll_to_kernels: expects a shape-inferred graph; unrolls every op into a kernel
 // (convolution and linear -> GEMM with C/groups*KH*KW x OC per group; pools, adds,
-// activations and data movement -> vector kernels), folding a relu/clip that is the only
+// activations and data movement -> vector kernels; attention -> an attention kernel of two
+// GEMMs per score tile with the softmax between them, lowered as `options.attention` says), folding a relu/clip that is the only
 // user of a GEMM or add into its epilogue. Fails (located at the op) for ops the compiler
 // does not lower yet.
 KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& options);
@@ -41,7 +43,10 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip
 // tile_kernels: fits every GEMM to the array (K box <= rows, N tile <= cols) and the buffers
 // (two A slots and two output slots in ub, two accumulator slots in acc, two weight slots or
 // every k-tile of an n-tile in wb), choosing the largest M tile that fits (vector kernels
-// are cut into chunks by the emitter). Fails with an actionable message when even the smallest tile does not fit.
+// are cut into chunks by the emitter). For attention it picks the score tile (queries x
+// keys, keys <= the array's rows and columns), classifies every tile as empty, partial or full
+// under the causal/window mask, and (materialized) decides whether the scores fit on chip.
+// Fails with an actionable message when even the smallest tile does not fit.
 void tile_kernels(KernelModule& module, const ArchConfig& arch);
 
 // emit_program: places every tile in its buffer slots and orders the work into DMA, MXU and

@@ -228,11 +228,146 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
 }
 
+// The slots of an attention kernel for score tiles of q_block x k_block (see AttentionBuffers),
+// given whether (materialized) the score matrix stays on chip. `chunk_rows` 0 = as many as fit.
+AttentionBuffers attention_buffers(const AttentionKernel& k, const ArchConfig& arch, int64_t q_block, int64_t k_block,
+                                   bool on_chip, const Graph& graph) {
+  const int64_t e = dtype_size(arch.mxu.operand_type);
+  const int64_t e_out = dtype_size(graph.values.at(static_cast<size_t>(k.output)).dtype);
+  const int64_t e_mask = k.mask >= 0 ? dtype_size(graph.values.at(static_cast<size_t>(k.mask)).dtype) : 0;
+  const bool flash = k.lowering == AttentionLowering::Flash;
+  const bool spill = !flash && !on_chip;
+  AttentionBuffers b;
+  int64_t at = 0;
+  auto place = [&](int64_t& base, int64_t& slot, int64_t bytes, int64_t slots) {
+    base = at;
+    slot = bytes;
+    at += bytes * slots;
+  };
+  int64_t unused = 0;
+  place(b.q, b.q_slot, q_block * k.head_dim * e, 2);
+  place(b.s, b.s_slot, q_block * k_block * 4, flash ? 1 : spill ? 2 : 0);
+  place(b.p, b.p_slot, q_block * k_block * e, flash || spill ? 2 : 0);
+  place(b.mask, b.mask_slot, q_block * k_block * e_mask, 2);
+  place(b.o, unused, q_block * k.value_dim * 4, flash ? 1 : 0);
+  place(b.out, b.out_slot, q_block * k.value_dim * e_out, 2);
+  place(b.stats, unused, q_block * 4, flash ? 6 : 2);
+  if (!flash && on_chip) {
+    const int64_t rows = k.batch * k.heads * k.seq_q;
+    place(b.scores, unused, rows * k.seq_k * 4, 1);
+    place(b.probs, unused, rows * k.seq_k * e, 1);
+  }
+  if (spill) {
+    // Softmax row chunks: fp32 scores and their probabilities.
+    const int64_t per_row = k.seq_k * (4 + e);
+    const int64_t room = arch.unified_buffer.bytes - at;
+    b.chunk_rows = std::min(q_block, room > 0 ? room / (2 * per_row) : 0);
+    place(b.chunk, b.chunk_slot, std::max<int64_t>(b.chunk_rows, 1) * per_row, 2);
+  }
+  b.ub_bytes = at;
+  b.acc_s = 0;
+  b.acc_s_slot = q_block * k_block * 4;
+  b.acc_pv = 2 * b.acc_s_slot;
+  b.acc_pv_slot = q_block * k.value_dim * 4;
+  b.acc_bytes = b.acc_pv + 2 * b.acc_pv_slot;
+  b.kv_slot = k_block * std::max(k.head_dim, k.value_dim) * e;
+  b.kv_slots = std::min<int64_t>(4, arch.weight_buffer.bytes / std::max<int64_t>(b.kv_slot, 1));
+  b.wb_bytes = b.kv_slots * b.kv_slot;
+  return b;
+}
+
+bool attention_fits(const AttentionBuffers& b, const ArchConfig& arch, bool spill) {
+  return b.ub_bytes <= arch.unified_buffer.bytes && b.acc_bytes <= arch.accumulator.bytes && b.kv_slots >= 2 &&
+         (!spill || b.chunk_rows >= 1);
+}
+
+// Attention: score tiles of q_block queries x k_block keys. Keys are the N of q . k^T (array
+// columns) and the K of p . v (array rows), so k_block <= min(rows, cols); the head dim is cut
+// into chunks of at most `rows`, the value dim into chunks of at most `cols`. Square tiles as
+// large as the array, halved until the slots fit.
+void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& graph) {
+  if (arch.mxu.dataflow != Dataflow::WeightStationary) {
+    throw Error({graph.file, 0, 0, ""},
+                fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
+                            "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
+                            arch.name, dataflow_name(arch.mxu.dataflow)));
+  }
+  check_types(graph, k.name, k.q, -1, arch);
+  AttentionTiling& t = k.tiling;
+  const int64_t rows = arch.mxu.rows, cols = arch.mxu.cols;
+  t.d_chunk = std::min(k.head_dim, rows);
+  t.dv_chunk = std::min(k.value_dim, cols);
+  const bool flash = k.lowering == AttentionLowering::Flash;
+  int64_t kb = std::min({rows, cols, k.seq_k}), qb = std::min(kb, k.seq_q);
+  // Materialized: keep the scores on chip when they fit beside the slots of the largest tile.
+  bool on_chip = false;
+  if (!flash) on_chip = attention_fits(attention_buffers(k, arch, qb, kb, true, graph), arch, false);
+  AttentionBuffers b;
+  while (true) {
+    b = attention_buffers(k, arch, qb, kb, on_chip, graph);
+    if (attention_fits(b, arch, !flash && !on_chip)) break;
+    if (qb == 1 && kb == 1) {
+      throw Error(op_location(graph, k.name),
+                  fmt::format("op '{}' cannot be tiled for '{}': even a 1 x 1 score tile needs {} bytes of unified buffer, "
+                              "{} of accumulators and two {}-byte key/value tiles in the weight buffer, but the machine "
+                              "has {}, {} and {}; use a machine with larger buffers",
+                              k.name, arch.name, b.ub_bytes, b.acc_bytes, b.kv_slot, arch.unified_buffer.bytes,
+                              arch.accumulator.bytes, arch.weight_buffer.bytes));
+    }
+    if (qb >= kb && qb > 1) {
+      qb = (qb + 1) / 2;
+    } else {
+      kb = (kb + 1) / 2;
+    }
+  }
+  t.q_block = qb;
+  t.k_block = kb;
+  t.q_blocks = ceil_div(k.seq_q, qb);
+  t.k_blocks = ceil_div(k.seq_k, kb);
+  t.scores_on_chip = on_chip;
+  t.buffers = b;
+  t.empty = t.partial = t.full = 0;
+  for (int64_t i = 0; i < t.q_blocks; ++i) {
+    int64_t visible = 0;
+    for (int64_t j = 0; j < t.k_blocks; ++j) {
+      const int64_t i0 = i * qb, j0 = j * kb;
+      switch (k.classify(i0, std::min(qb, k.seq_q - i0), j0, std::min(kb, k.seq_k - j0))) {
+        case TileClass::Empty: ++t.empty; break;
+        case TileClass::Partial: ++t.partial, ++visible; break;
+        case TileClass::Full: ++t.full, ++visible; break;
+      }
+    }
+    if (visible == 0) {
+      throw Error(op_location(graph, k.name),
+                  fmt::format("op '{}': queries {} to {} see no key at all (window {} over {} keys), so their softmax is "
+                              "undefined; the compiler lowers attention where every block of queries sees some key — "
+                              "shorten the queries or widen the window",
+                              k.name, i * qb, std::min(k.seq_q, (i + 1) * qb) - 1, k.window, k.seq_k));
+    }
+  }
+  t.chosen = true;
+  const int64_t tiles = t.tiles();
+  const int64_t matrix = k.batch * k.heads * k.seq_q * k.seq_k, e = dtype_size(arch.mxu.operand_type);
+  t.why = fmt::format(
+      "{}: score tiles of {} queries x {} keys ({} of {} array columns); q . k^T in {} head-dim chunk{} of {} rows, "
+      "p . v in {} value-dim chunk{} of {} columns; {} of {} tiles computed per head ({:.1f}%){}; key/value tiles "
+      "through {} weight-buffer slots",
+      flash ? "flash (running max and sum on the VPU, the score matrix never exists)"
+            : on_chip ? fmt::format("materialized, scores and probabilities kept in the unified buffer ({} bytes)", matrix * (4 + e))
+                      : fmt::format("materialized, scores spilled to DRAM ({} bytes of fp32 scores and {} of probabilities do "
+                                    "not fit the unified buffer)", matrix * 4, matrix * e),
+      qb, kb, kb, cols, ceil_div(k.head_dim, t.d_chunk), ceil_div(k.head_dim, t.d_chunk) == 1 ? "" : "s", t.d_chunk,
+      ceil_div(k.value_dim, t.dv_chunk), ceil_div(k.value_dim, t.dv_chunk) == 1 ? "" : "s", t.dv_chunk,
+      t.partial + t.full, tiles, 100.0 * static_cast<double>(t.partial + t.full) / static_cast<double>(tiles),
+      t.empty > 0 ? fmt::format(", {} empty skipped", t.empty) : "", b.kv_slots);
+}
+
 }  // namespace
 
 void tile_kernels(KernelModule& module, const ArchConfig& arch) {
   for (auto& kernel : module.kernels) {
     if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph);
+    if (auto* attention = std::get_if<AttentionKernel>(&kernel)) tile_attention(*attention, arch, module.graph);
     // Vector and VPU-depthwise kernels are cut into chunks by the emitter, from the unified
     // buffer each chunk can use.
     if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) check_types(module.graph, dw->name, dw->input, dw->bias, arch);

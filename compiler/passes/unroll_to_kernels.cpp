@@ -3,6 +3,7 @@
 // N = OC/groups output channels, with the im2col matrix never stored (by default the MXU walks
 // the input window in the unified buffer with an address pattern; see tile_kernels.cpp).
 #include <algorithm>
+#include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -250,6 +251,31 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
         module.kernels.push_back(std::move(k));
         break;
       }
+      case OpKind::Attention: {
+        AttentionKernel k;
+        k.name = op.name;
+        k.q = op.inputs[0];
+        k.k = op.inputs[1];
+        k.v = op.inputs[2];
+        k.mask = op.inputs.size() > 3 ? op.inputs[3] : -1;
+        k.output = op.output;
+        const Value& q = value_of(g, k.q);
+        const Value& key = value_of(g, k.k);
+        const Value& v = value_of(g, k.v);
+        k.batch = q.shape[0];
+        k.seq_q = q.shape[1];
+        k.seq_k = key.shape[1];
+        k.heads = op.attr_int("heads", 1);
+        k.kv_heads = op.attr_int("kv_heads", k.heads);
+        k.head_dim = q.shape[2] / k.heads;
+        k.value_dim = v.shape[2] / k.kv_heads;
+        k.causal = op.attr_int("causal", 0) != 0;
+        k.window = op.attr_int("window", 0);
+        k.scale = op.attr_float("scale", 1.0 / std::sqrt(static_cast<double>(k.head_dim)));
+        k.lowering = options.attention;
+        module.kernels.push_back(std::move(k));
+        break;
+      }
       case OpKind::Flatten:
       case OpKind::Reshape:
       case OpKind::Transpose:
@@ -270,8 +296,8 @@ KernelModule unroll_to_kernels(const Graph& graph, const LoweringOptions& option
       default:
         throw Error(op.location, fmt::format("op '{}' ({}) is not lowered by the compiler yet; the compiler "
                                              "handles conv, linear, matmul, add, mul, relu, clip, gelu, "
-                                             "maxpool, avgpool, global_avgpool, flatten, reshape, transpose, concat, softmax "
-                                             "and layernorm",
+                                             "maxpool, avgpool, global_avgpool, flatten, reshape, transpose, concat, softmax, "
+                                             "layernorm and attention",
                                              op.name, op_info(op.kind).name));
     }
   }
