@@ -135,7 +135,8 @@ enum class TileClass : uint8_t { Empty, Partial, Full };
 
 // Where an attention kernel's slots sit (bytes). Unified buffer: q tiles (2 slots), the fp32
 // scores of one tile (flash: one working copy; materialized, spilled: 2 staging slots),
-// probability tiles in the operand type (2 slots), mask tiles (2 slots), the fp32 running
+// probability tiles in the operand type (2 slots), mask tiles (2 slots, each the tile in fp32
+// then as loaded), the fp32 running
 // output (flash), output tiles (2 slots), per-row statistics, and (materialized) either the
 // whole score and probability matrices or 2 slots of softmax row chunks. Accumulators: 2
 // score slots and 2 slots of p . v results. Weight buffer: key/value tiles.

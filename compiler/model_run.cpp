@@ -124,7 +124,7 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
     carried.clear();
     Comparison c = check_kernel(compiled, ops, output, given, state);
     ++kernels;
-    if (c.mismatches == 0) ++exact;
+    if (c.ok && c.worst_abs_error == 0) ++exact;  // float results within tolerance are not bit-exact
     if (!c.ok) {
       check.ok = false;
       check.text += "  check: op " + name + ": " + c.message + "\n";

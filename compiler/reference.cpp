@@ -37,6 +37,19 @@ int64_t integer_at(const HostTensor& t, int64_t i) {
   return static_cast<int64_t>(load_element(t.dtype, element_address(t, i)));
 }
 
+// Every element as a float / an integer, for the big loops (the same values as float_at and
+// integer_at, read once).
+std::vector<float> floats_of(const HostTensor& t) {
+  std::vector<float> out(static_cast<size_t>(t.element_count()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = float_at(t, static_cast<int64_t>(i));
+  return out;
+}
+std::vector<int64_t> integers_of(const HostTensor& t) {
+  std::vector<int64_t> out(static_cast<size_t>(t.element_count()));
+  for (size_t i = 0; i < out.size(); ++i) out[i] = integer_at(t, static_cast<int64_t>(i));
+  return out;
+}
+
 // Rounds to nearest even for bf16; exact for fp32 (the value already is one).
 void store_float(HostTensor& t, int64_t i, float value) {
   store_element(t.dtype, t.bytes.data() + i * dtype_size(t.dtype), value);
@@ -365,16 +378,41 @@ void run_linear(const OpData& d) {
     require_float(d, 2);
   }
   const int64_t rows = x.element_count() / k_size;
+  const bool integer = arithmetic == Arithmetic::Int8;
+  const std::vector<int64_t> xi = integer ? integers_of(d.in(0)) : std::vector<int64_t>{};
+  const std::vector<int64_t> wi = integer ? integers_of(d.in(1)) : std::vector<int64_t>{};
+  const std::vector<float> xf = integer ? std::vector<float>{} : floats_of(d.in(0));
+  const std::vector<float> wf = integer ? std::vector<float>{} : floats_of(d.in(1));
+  // Float sums are kept in reduction order; eight outputs at a time only interleave
+  // independent sums (so the loop is not bound by one chain of additions).
+  constexpr int64_t kLanes = 8;
+  std::vector<float> sums(kLanes);
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t n = 0; n < n_size; ++n) {
+    const size_t x_row = static_cast<size_t>(r * k_size);
+    for (int64_t n0 = 0; !integer && n0 + kLanes <= n_size; n0 += kLanes) {
+      std::fill(sums.begin(), sums.end(), 0.0f);
+      for (size_t k = 0; k < static_cast<size_t>(k_size); ++k) {
+        const float xv = xf[x_row + k];
+        for (int64_t lane = 0; lane < kLanes; ++lane) {
+          sums[static_cast<size_t>(lane)] =
+              sums[static_cast<size_t>(lane)] + xv * wf[static_cast<size_t>((n0 + lane) * k_size) + k];
+        }
+      }
+      for (int64_t lane = 0; lane < kLanes; ++lane) {
+        float float_sum = sums[static_cast<size_t>(lane)];
+        if (has_bias) float_sum = float_sum + float_at(d.in(2), n0 + lane);
+        store_float(d.out, r * n_size + n0 + lane, float_sum);
+      }
+    }
+    for (int64_t n = integer ? 0 : n_size / kLanes * kLanes; n < n_size; ++n) {
       int64_t integer_sum = 0;
       float float_sum = 0.0f;
-      for (int64_t k = 0; k < k_size; ++k) {
-        if (arithmetic == Arithmetic::Int8) {
-          integer_sum += integer_at(d.in(0), r * k_size + k) * integer_at(d.in(1), n * k_size + k);
+      const size_t w_row = static_cast<size_t>(n * k_size);
+      for (size_t k = 0; k < static_cast<size_t>(k_size); ++k) {
+        if (integer) {
+          integer_sum += xi[x_row + k] * wi[w_row + k];
         } else {
-          float_sum =
-              float_sum + float_at(d.in(0), r * k_size + k) * float_at(d.in(1), n * k_size + k);
+          float_sum = float_sum + xf[x_row + k] * wf[w_row + k];
         }
       }
       if (arithmetic == Arithmetic::Int8) {
@@ -847,6 +885,8 @@ void run_attention(const OpData& d) {
   const float minus_infinity = -std::numeric_limits<float>::infinity();
   const int64_t group = heads / kv_heads;
 
+  const std::vector<float> qf = floats_of(d.in(0)), kf = floats_of(d.in(1)), vf = floats_of(d.in(2));
+  auto at = [](const std::vector<float>& t, int64_t i) { return t[static_cast<size_t>(i)]; };
   std::vector<float> p(static_cast<size_t>(seq_k));
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
@@ -860,8 +900,8 @@ void run_attention(const OpData& d) {
           if (!masked) {
             float dot = 0.0f;
             for (int64_t e = 0; e < head_dim; ++e) {
-              dot = dot + float_at(d.in(0), (b * seq_q + i) * q[2] + h * head_dim + e) *
-                              float_at(d.in(1), (b * seq_k + j) * k[2] + kv * head_dim + e);
+              dot = dot + at(qf, (b * seq_q + i) * q[2] + h * head_dim + e) *
+                              at(kf, (b * seq_k + j) * k[2] + kv * head_dim + e);
             }
             score = dot * scale;
             if (has_mask) {
@@ -887,8 +927,7 @@ void run_attention(const OpData& d) {
         for (int64_t e = 0; e < value_dim; ++e) {
           float out = 0.0f;
           for (int64_t j = 0; j < seq_k; ++j) {
-            out = out + p[static_cast<size_t>(j)] *
-                            float_at(d.in(2), (b * seq_k + j) * v[2] + kv * value_dim + e);
+            out = out + p[static_cast<size_t>(j)] * at(vf, (b * seq_k + j) * v[2] + kv * value_dim + e);
           }
           store_float(d.out, (b * seq_q + i) * expected[2] + h * value_dim + e, out);
         }

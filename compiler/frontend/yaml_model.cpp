@@ -953,7 +953,8 @@ int ModelBuilder::build_attention(const Layer& layer) {
   bool causal = false;
   if (auto node = spec.find("causal")) causal = read_bool(*node);
   int64_t window = 0;
-  if (auto node = spec.find("window")) window = read_integer_at_least(*node, 0);
+  if (auto node = spec.find("window"))
+    window = read_integer_at_least(*node, 1,  " (a window of W sees the last W positions; leave window out to see them all)");
   std::map<std::string, AttrValue> attrs = {{"heads", heads},
                                             {"kv_heads", kv_heads},
                                             {"causal", int64_t{causal ? 1 : 0}},

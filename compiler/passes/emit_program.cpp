@@ -865,8 +865,23 @@ class Emitter {
       if (f == 2) row_step[i] = 1;
       if (f == 3) col_step[i] = 1;
     }
-    return dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(k.mask), coords, {rows, cols}, {row_step, col_step},
-               {cols * em, em});
+    return dma(Opcode::DmaLoad, buf(Buffer::Unified, slot + k.tiling.q_block * k.tiling.k_block * 4), tensor(k.mask), coords,
+               {rows, cols}, {row_step, col_step}, {cols * em, em});
+  }
+
+  // Adds a mask tile (loaded by mask_tile_load into `slot`) to the fp32 scores at `dst`.
+  void add_mask_tile(const AttentionKernel& k, int64_t slot, int64_t dst, int64_t pitch, int64_t rows, int64_t cols, int ready,
+                     int free) {
+    const DType type = g_.values[static_cast<size_t>(k.mask)].dtype;
+    Instruction widen = vpu(Opcode::VpuCopy, buf(Buffer::Unified, slot, DType::FP32),
+                            buf(Buffer::Unified, slot + k.tiling.q_block * k.tiling.k_block * 4, type), rows, cols);
+    widen.waits = {ready};
+    add(widen);
+    Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, dst, DType::FP32), buf(Buffer::Unified, dst, DType::FP32), rows, cols);
+    sum.dst_stride = sum.src_stride = pitch;
+    sum.src2 = buf(Buffer::Unified, slot, DType::FP32);
+    sum.signals = {free};
+    add(sum);
   }
 
   // q . k^T for one score tile: the key tile (cols x head dim, in wb) is the stationary operand,
@@ -961,7 +976,6 @@ class Emitter {
     const DType operand = arch_.mxu.operand_type, out_type = g_.values[static_cast<size_t>(k.output)].dtype;
     const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim;
     const bool has_mask = k.mask >= 0;
-    const DType mask_type = has_mask ? g_.values[static_cast<size_t>(k.mask)].dtype : DType::FP32;
     const int q_ready = token("q_ready", Unit::Dma, Unit::Mxu), q_free = token("q_free", Unit::Mxu, Unit::Dma, 2);
     const int64_t kv_slots = bu.kv_slots / 2;
     const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
@@ -980,8 +994,10 @@ class Emitter {
     const int64_t corr[2] = {tsum + br * 4, tsum + 2 * br * 4};
     const int64_t group = k.heads / k.kv_heads;
     auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
+    // Per-row statistics (one fp32 per query row, contiguous) are combined as one vector of
+    // `rows` elements, not `rows` vectors of one.
     auto rowwise = [&](Opcode code, int64_t dst, int64_t src, int64_t rows, std::optional<int64_t> src2, std::optional<double> imm) {
-      Instruction in = vpu(code, f32(dst), f32(src), rows, 1);
+      Instruction in = vpu(code, f32(dst), f32(src), 1, rows);
       if (src2) in.src2 = f32(*src2);
       in.imm = imm;
       return in;
@@ -1049,13 +1065,7 @@ class Emitter {
             scale.waits = {s_ready};
             scale.signals = {s_free};
             add(scale);
-            if (has_mask) {
-              Instruction madd = vpu(Opcode::VpuAdd, f32(sf), f32(sf), rows, cols);
-              madd.src2 = buf(Buffer::Unified, st.mask_slot, mask_type);
-              madd.waits = {mask_ready};
-              madd.signals = {mask_free};
-              add(madd);
-            }
+            if (has_mask) add_mask_tile(k, st.mask_slot, sf, cols * 4, rows, cols, mask_ready, mask_free);
             if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
             add(vpu(Opcode::VpuReduceMax, f32(tmax), f32(sf), rows, cols));
             const int64_t c = corr[n % 2];
@@ -1146,7 +1156,6 @@ class Emitter {
     const DType operand = arch_.mxu.operand_type, out_type = g_.values[static_cast<size_t>(k.output)].dtype;
     const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim, sk = k.seq_k;
     const bool on_chip = t.scores_on_chip, has_mask = k.mask >= 0;
-    const DType mask_type = has_mask ? g_.values[static_cast<size_t>(k.mask)].dtype : DType::FP32;
     const int64_t group = k.heads / k.kv_heads;
     auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
     const int64_t kv_slots = bu.kv_slots / 2;
@@ -1201,6 +1210,7 @@ class Emitter {
               lm.signals = {mask_ready};
               add(lm);
             }
+            flush();  // the previous tile's staging store, behind this tile's loads
             const int64_t s_slot = acc_s.take();
             std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
             if (n == 0) mm_waits.push_back(q_ready);
@@ -1217,14 +1227,7 @@ class Emitter {
             if (!on_chip) scale.waits.push_back(st_free);
             scale.signals = {s_free};
             add(scale);
-            if (has_mask) {
-              Instruction madd = vpu(Opcode::VpuAdd, f32(dst), f32(dst), rows, tile.cols);
-              madd.dst_stride = madd.src_stride = pitch;
-              madd.src2 = buf(Buffer::Unified, mask_slot, mask_type);
-              madd.waits = {mask_ready};
-              madd.signals = {mask_free};
-              add(madd);
-            }
+            if (has_mask) add_mask_tile(k, mask_slot, dst, pitch, rows, tile.cols, mask_ready, mask_free);
             if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
             if (!on_chip) {
               program_.body.back().instruction.signals.push_back(st_ready);
@@ -1281,8 +1284,8 @@ class Emitter {
             in.src_stride = src_pitch;
             return in;
           };
-          auto per_row = [&](Opcode code, int64_t target, std::optional<double> imm) {
-            Instruction in = vpu(code, f32(target), f32(target), rows, 1);
+          auto per_row = [&](Opcode code, int64_t target, std::optional<double> imm) {  // the statistics as one vector
+            Instruction in = vpu(code, f32(target), f32(target), 1, rows);
             in.imm = imm;
             return in;
           };

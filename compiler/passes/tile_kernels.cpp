@@ -248,7 +248,7 @@ AttentionBuffers attention_buffers(const AttentionKernel& k, const ArchConfig& a
   place(b.q, b.q_slot, q_block * k.head_dim * e, 2);
   place(b.s, b.s_slot, q_block * k_block * 4, flash ? 1 : spill ? 2 : 0);
   place(b.p, b.p_slot, q_block * k_block * e, flash || spill ? 2 : 0);
-  place(b.mask, b.mask_slot, q_block * k_block * e_mask, 2);
+  place(b.mask, b.mask_slot, e_mask > 0 ? q_block * k_block * (4 + e_mask) : 0, 2);  // fp32, then as loaded
   place(b.o, unused, q_block * k.value_dim * 4, flash ? 1 : 0);
   place(b.out, b.out_slot, q_block * k.value_dim * e_out, 2);
   place(b.stats, unused, q_block * 4, flash ? 6 : 2);
@@ -291,6 +291,12 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
                 fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
                             "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
                             arch.name, dataflow_name(arch.mxu.dataflow)));
+  }
+  if (!is_float(arch.mxu.operand_type)) {
+    throw Error(op_location(graph, k.name),
+                fmt::format("op '{}': attention runs in floating point (its softmax needs it), but the matrix unit of '{}' "
+                            "multiplies {}; use a machine with operand_type: bf16 (e.g. --set mxu.operand_type=bf16)",
+                            k.name, arch.name, dtype_name(arch.mxu.operand_type)));
   }
   check_types(graph, k.name, k.q, -1, arch);
   AttentionTiling& t = k.tiling;
@@ -355,7 +361,7 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
       flash ? "flash (running max and sum on the VPU, the score matrix never exists)"
             : on_chip ? fmt::format("materialized, scores and probabilities kept in the unified buffer ({} bytes)", matrix * (4 + e))
                       : fmt::format("materialized, scores spilled to DRAM ({} bytes of fp32 scores and {} of probabilities do "
-                                    "not fit the unified buffer)", matrix * 4, matrix * e),
+                                    "not fit the unified buffer beside the tile slots)", matrix * 4, matrix * e),
       qb, kb, kb, cols, ceil_div(k.head_dim, t.d_chunk), ceil_div(k.head_dim, t.d_chunk) == 1 ? "" : "s", t.d_chunk,
       ceil_div(k.value_dim, t.dv_chunk), ceil_div(k.value_dim, t.dv_chunk) == 1 ? "" : "s", t.dv_chunk,
       t.partial + t.full, tiles, 100.0 * static_cast<double>(t.partial + t.full) / static_cast<double>(tiles),

@@ -66,14 +66,23 @@ TEST_CASE("a machine that is not weight-stationary", "[compiler][errors]") {
   }
 }
 
-TEST_CASE("an op the compiler does not lower yet is reported at its layer", "[compiler][errors]") {
-  const std::string expected =
-      "tests/errors/compiler/attention-bf16.yaml:11:5: error: layers[1].attention: op 'attn' (attention) is not "
-      "lowered by the compiler yet; the compiler handles conv, linear, matmul, add, mul, relu, clip, gelu, maxpool, "
-      "avgpool, global_avgpool, flatten, reshape, transpose, concat, softmax and layernorm\n";
-  CHECK(user_error("compile tests/errors/compiler/attention-bf16.yaml --arch tpu-v4-like") == expected);
-  // Lowering comes before the machine is looked at: the same message on an int8 machine.
-  CHECK(user_error("compile tests/errors/compiler/attention-bf16.yaml --arch edge-32x32") == expected);
+TEST_CASE("attention the compiler cannot lower for a machine is reported at its layer", "[compiler][errors][attention]") {
+  const std::string model = "tests/errors/compiler/attention-window-past-keys.yaml";
+  const std::string bf16 = " --arch teach-4x4 --set mxu.operand_type=bf16";
+  CHECK(user_error("compile " + model + bf16) ==
+        model + ":11:5: error: layers[0].attention: op 'attn': queries 8 to 11 see no key at all (window 2 over 6 keys), "
+                "so their softmax is undefined; the compiler lowers attention where every block of queries sees some "
+                "key — shorten the queries or widen the window\n");
+  CHECK(user_error("compile " + model + " --arch teach-4x4") ==
+        model + ":11:5: error: layers[0].attention: op 'attn': attention runs in floating point (its softmax needs it), "
+                "but the matrix unit of 'teach-4x4' multiplies int8; use a machine with operand_type: bf16 (e.g. --set "
+                "mxu.operand_type=bf16)\n");
+  CHECK(user_error("compile " + model + bf16 + " --set unified_buffer.bytes=64") ==
+        model + ":11:5: error: layers[0].attention: op 'attn' cannot be tiled for 'teach-4x4': "
+        "even a 1 x 1 score tile needs 80 bytes of unified buffer, 40 of accumulators and two 8-byte key/value tiles in "
+        "the weight buffer, but the machine has 64, 2048 and 256; use a machine with larger buffers\n");
+  CHECK(user_error("compile examples/models/attention-teach.yaml" + bf16 + " --attention fast").find(
+            "--attention: fast not in {flash,materialized}") != std::string::npos);
 }
 
 TEST_CASE("ops the compiler lowers only in some forms", "[compiler][errors]") {

@@ -180,6 +180,22 @@ TEST_CASE("groups must divide the channels", "[model][errors]") {
         "the input channels)");
 }
 
+TEST_CASE("bad attention specs name the layer and what does not fit", "[model][errors][attention]") {
+  CHECK(file_error("attention_heads_not_dividing") ==
+        "7:5: error: layers[0].attention: attention 'attn': heads=12 does not divide the width 64 of 'x' (heads * head "
+        "dim)");
+  CHECK(file_error("attention_kv_heads_not_dividing") ==
+        "7:49: error: layers[0].attention.kv_heads: 3 key/value heads do not divide the 8 query heads");
+  CHECK(file_error("attention_window_zero") ==
+        "7:61: error: layers[0].attention.window: must be at least 1 (a window of W sees the last W positions; leave "
+        "window out to see them all), got 0");
+  CHECK(file_error("attention_qkv_mismatch") ==
+        "9:5: error: layers[0].attention: attention 'attn': 'k' has 16 positions but 'v' has 12; keys and values pair up");
+  CHECK(file_error("attention_head_dim_mismatch") ==
+        "9:5: error: layers[0].attention: attention 'attn': 'k' has width 24 but must have kv_heads * head dim = 4 * 8 = "
+        "32");
+}
+
 TEST_CASE("weight files must exist and match the layer's shape and type", "[model][errors]") {
   CHECK(file_error("weights_wrong_shape") ==
         "4:62: error: layers[0].conv.weights: 'weights/int8_4x3x5x5.npy' has shape [4, 3, 5, 5], "

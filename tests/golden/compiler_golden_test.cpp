@@ -29,7 +29,10 @@ namespace {
 struct GoldenCase {
   std::string model;  // the golden files' prefix
   std::string path;   // relative to the source tree's root
-  std::string arch;
+  std::string arch;   // a preset, with `overrides` applied; the files say `arch_label` (default: arch)
+  std::vector<std::string> overrides = {};
+  AttentionLowering attention = AttentionLowering::Flash;
+  std::string arch_label = "";
 };
 
 // Every model and machine compiled here. A new file in compiler/ must come from one of these
@@ -44,6 +47,18 @@ const std::vector<GoldenCase> kGoldenCases = {
     // maxpool, padded avgpool, concat, a clip of its own, transpose, flatten; relu6 and a clip fused
     {"pool-concat", "tests/golden/models/pool-concat.yaml", "teach-4x4"},
     {"pool-concat", "tests/golden/models/pool-concat.yaml", "edge-32x32"},
+    // attention, both lowerings: causal 8 x 8 in 4 x 4 score tiles (one empty, two partial);
+    // materialized keeps the scores on chip
+    {"attention-teach-flash", "examples/models/attention-teach.yaml", "teach-4x4", {"mxu.operand_type=bf16"},
+     AttentionLowering::Flash, "teach-4x4-bf16"},
+    {"attention-teach-materialized", "examples/models/attention-teach.yaml", "teach-4x4", {"mxu.operand_type=bf16"},
+     AttentionLowering::Materialized, "teach-4x4-bf16"},
+    // grouped kv heads and a causal window of 3 over 6 tokens; materialized spills its scores
+    // to DRAM in a 512-byte unified buffer
+    {"attention-window-flash", "tests/golden/models/attention-window.yaml", "teach-4x4",
+     {"mxu.operand_type=bf16", "unified_buffer.bytes=512"}, AttentionLowering::Flash, "teach-4x4-bf16-512"},
+    {"attention-window-materialized", "tests/golden/models/attention-window.yaml", "teach-4x4",
+     {"mxu.operand_type=bf16", "unified_buffer.bytes=512"}, AttentionLowering::Materialized, "teach-4x4-bf16-512"},
 };
 
 // The passes whose output does not depend on the machine.
@@ -57,7 +72,7 @@ bool updating() {
 }
 
 std::string expected_file(const GoldenCase& c, const std::string& pass) {
-  std::string stem = kMachineIndependent.count(pass) ? c.model : c.model + "." + c.arch;
+  std::string stem = kMachineIndependent.count(pass) ? c.model : c.model + "." + (c.arch_label.empty() ? c.arch : c.arch_label);
   return stem + ".after-" + pass + ".expected";
 }
 
@@ -67,8 +82,11 @@ CompileOptions print_every_pass() {
   return options;
 }
 
-CompileResult compile_case(const GoldenCase& c, const CompileOptions& options) {
-  return compile_graph(load_model(test::source_dir() + "/" + c.path), load_arch(c.arch), options);
+ArchConfig case_arch(const GoldenCase& c) { return load_arch(c.arch, c.overrides); }
+
+CompileResult compile_case(const GoldenCase& c, CompileOptions options) {
+  options.lowering.attention = c.attention;
+  return compile_graph(load_model(test::source_dir() + "/" + c.path), case_arch(c), options);
 }
 
 // Splits the pipeline's log into the text printed after each pass. The log is the sequence
@@ -140,7 +158,7 @@ TEST_CASE("the compiled program and graph survive print -> parse -> print", "[go
       Program reparsed = parse_program(program_text, c.model + ".tpu");
       CHECK(print_program(reparsed) == program_text);
       // The reparsed program still verifies against the machine it was compiled for.
-      CHECK(verify_program(reparsed, target_limits(load_arch(c.arch))).empty());
+      CHECK(verify_program(reparsed, target_limits(case_arch(c))).empty());
 
       std::string graph_text = print_graph(result.graph);
       Graph graph = parse_graph(graph_text, c.model + ".graph");

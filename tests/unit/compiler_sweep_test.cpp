@@ -350,7 +350,7 @@ TEST_CASE("the transformer examples load, infer their shapes and count their MAC
     expected += 2 * s * w * e.ffn;
     CHECK(graph_macs(graph) == expected);
   }
-  // The teaching model's reference runs (the compiler does not lower attention yet).
+  // The teaching model's reference runs.
   Graph teach = load_model(std::string(TPUSIM_SOURCE_DIR) + "/examples/models/attention-teach.yaml");
   prepare_graph(teach, CompileOptions{});
   auto values = run_reference(teach, graph_inputs_and_weights(teach, 1));
