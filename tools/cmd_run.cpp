@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "ir/program.h"
 #include "simulator/arch.h"
@@ -51,6 +52,31 @@ SimulationOptions simulation_options(const RunOptions& o) {
   return options;
 }
 
+// The simulator's JSON report with what the compiler decided that the report's numbers
+// depend on: for each attention op, its lowering and how many score tiles it computed.
+std::string model_report_json(const CompileResult& compiled, const std::string& report) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(report);
+  nlohmann::ordered_json attention = nlohmann::ordered_json::array();
+  for (const auto& kernel : compiled.kernels.kernels) {
+    const auto* a = std::get_if<AttentionKernel>(&kernel);
+    if (!a) continue;
+    const AttentionTiling& t = a->tiling;
+    nlohmann::ordered_json op;
+    op["op"] = a->name;
+    op["lowering"] = std::string(attention_lowering_name(a->lowering));
+    op["batch"] = a->batch;
+    op["heads"] = a->heads;
+    op["kv_heads"] = a->kv_heads;
+    op["score_tile"] = {t.q_block, t.k_block};
+    op["score_tiles_per_head"] = {{"total", t.tiles()}, {"computed", t.full + t.partial}, {"full", t.full},
+                                  {"partial", t.partial}, {"empty", t.empty}};
+    if (a->lowering == AttentionLowering::Materialized) op["scores_on_chip"] = t.scores_on_chip;
+    attention.push_back(op);
+  }
+  if (!attention.empty()) j["attention"] = attention;
+  return j.dump(2) + "\n";
+}
+
 // A model: compile it, simulate the program, check the outputs against the reference.
 void run_model(const RunOptions& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
@@ -67,7 +93,7 @@ void run_model(const RunOptions& o) {
     std::cout << fmt::format("\n  model MACs {} (graph), {} useful MACs simulated\n", graph_macs(compiled.graph),
                              result.totals.useful_macs);
   }
-  if (!o.json.empty()) write_file(o.json, report_json(name, arch, result, options.fidelity));
+  if (!o.json.empty()) write_file(o.json, model_report_json(compiled, report_json(name, arch, result, options.fidelity)));
   if (!o.trace.empty()) write_file(o.trace, trace_json(compiled.program, result));
   if (!o.outputs.empty()) {
     std::filesystem::create_directories(o.outputs);

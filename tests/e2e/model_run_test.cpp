@@ -173,3 +173,28 @@ TEST_CASE("models: materialized im2col moves more DRAM bytes than im2col in the 
     }
   }
 }
+
+TEST_CASE("models: the teaching attention passes --check with both lowerings on teach-4x4", "[model][run][attention]") {
+  const std::string model = "examples/models/attention-teach.yaml --arch teach-4x4 --set mxu.operand_type=bf16";
+  std::map<std::string, int64_t> dram;
+  for (const std::string lowering : {"flash", "materialized"}) {
+    DYNAMIC_SECTION(lowering) {
+      test::CommandResult r;
+      nlohmann::json report = run_with_json("run " + model + " --check --attention " + lowering, r);
+      INFO(r.out);
+      CHECK(r.out.find("check: all 4 kernels match the reference on their simulated inputs") != std::string::npos);
+      CHECK(r.out.find("attention, " + lowering + ": score tiles 4x4 per head, 3 computed of 4 (1 full, 2 partial), 1 "
+                       "empty skipped") != std::string::npos);
+      // The JSON report says the same.
+      REQUIRE(report["attention"].size() == 1);
+      const auto& tiles = report["attention"][0]["score_tiles_per_head"];
+      CHECK(report["attention"][0]["lowering"] == lowering);
+      CHECK(tiles["computed"] == 3);
+      CHECK(tiles["empty"] == 1);
+      CHECK(tiles["partial"] == 2);
+      // The skipped tile's MACs are not simulated: the graph counts all four tiles.
+      const MacsLine macs = macs_line(r.out);
+      CHECK(macs.graph - macs.simulated == 2 * 4 * 4 * 4);
+    }
+  }
+}

@@ -52,3 +52,21 @@ TEST_CASE("resnet50 as bf16 on tpu-v4-like matches the reference per kernel", "[
   CHECK(r.out.find("kernels match the reference on their simulated inputs") != std::string::npos);
   CHECK(r.out.find("end to end: fc: all 1000 bf16 elements within") != std::string::npos);
 }
+
+// The transformer examples, each with both attention lowerings, on the machine they were
+// written for: every kernel within the float tolerance of the reference on its simulated inputs.
+TEST_CASE("transformer blocks pass --check with flash and materialized attention on tpu-v4-like", "[slow][model][attention]") {
+  for (const char* model : {"gpt2-block", "bert-layer", "vit-block", "sliding-window-block"}) {
+    for (const char* lowering : {"flash", "materialized"}) {
+      DYNAMIC_SECTION(model << " " << lowering) {
+        auto r = run_tpusim(std::string("run examples/models/") + model + ".yaml --arch tpu-v4-like --no-race-check --check --attention " +
+                            lowering);
+        INFO(r.out << r.err);
+        REQUIRE(r.exit_code == 0);
+        CHECK(r.err.empty());
+        CHECK(std::regex_search(r.out, std::regex(R"(check: all (\d+) kernels match the reference on their simulated inputs)")));
+        CHECK(r.out.find(std::string("attention, ") + lowering) != std::string::npos);
+      }
+    }
+  }
+}
