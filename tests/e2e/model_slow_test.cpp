@@ -3,7 +3,7 @@
 //   ctest --test-dir build -L slow
 #include <catch2/catch.hpp>
 
-#include <regex>
+#include <sstream>
 #include <string>
 
 #include "model_checks.h"
@@ -19,9 +19,14 @@ void run_bit_exact(const std::string& arguments) {
   INFO(arguments);
   tpusim::test::require_bit_exact(r);
   // With the report printed, every MAC of the graph is simulated.
-  std::smatch m;
-  if (std::regex_search(r.out, m, std::regex(R"(model MACs (\d+) \(graph\), (\d+) useful MACs simulated)"))) {
-    CHECK(m[1].str() == m[2].str());
+  // ("model MACs X (graph), Y useful MACs simulated", read without <regex>, whose GCC 12
+  // headers warn under the sanitizers)
+  const size_t at = r.out.find("model MACs ");
+  if (at != std::string::npos) {
+    std::istringstream line(r.out.substr(at + 11));
+    std::string graph, words, simulated;
+    line >> graph >> words >> simulated;
+    CHECK(graph == simulated);
   }
 }
 
@@ -64,7 +69,8 @@ TEST_CASE("transformer blocks pass --check with flash and materialized attention
         INFO(r.out << r.err);
         REQUIRE(r.exit_code == 0);
         CHECK(r.err.empty());
-        CHECK(std::regex_search(r.out, std::regex(R"(check: all (\d+) kernels match the reference on their simulated inputs)")));
+        CHECK(r.out.find("check: all ") != std::string::npos);
+        CHECK(r.out.find("kernels match the reference on their simulated inputs") != std::string::npos);
         CHECK(r.out.find(std::string("attention, ") + lowering) != std::string::npos);
       }
     }
