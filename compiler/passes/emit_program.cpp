@@ -798,6 +798,31 @@ class Emitter {
     return tiles;
   }
 
+  // Every block of queries of every batch entry and head, with the tiles it computes:
+  // fn(b, h, kv head, b * heads + h, first query, rows, tiles).
+  template <typename Fn>
+  static void for_each_query_block(const AttentionKernel& k, Fn&& fn) {
+    const int64_t group = k.heads / k.kv_heads, br = k.tiling.q_block;
+    for (int64_t b = 0; b < k.batch; ++b) {
+      for (int64_t h = 0; h < k.heads; ++h) {
+        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
+          const int64_t rows = std::min(br, k.seq_q - i0);
+          fn(b, h, h / group, b * k.heads + h, i0, rows, visible_tiles(k, i0, rows));
+        }
+      }
+    }
+  }
+
+  // The DMA load of a block of queries of head h into `slot` (rows x head dim, dense).
+  void load_query_block(const AttentionKernel& k, int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t slot, int free,
+                        int ready) {
+    Instruction in = dma(Opcode::DmaLoad, buf(Buffer::Unified, slot), tensor(k.q), {b, i0, h * k.head_dim}, {rows, k.head_dim},
+                         {}, {k.head_dim * e_, e_});
+    in.waits = {free};
+    in.signals = {ready};
+    add(in);
+  }
+
   int declare_scratch(const std::string& name, DType type, std::vector<int64_t> shape) {
     TensorDecl decl;
     decl.name = tensor_name_for(name);
@@ -992,7 +1017,6 @@ class Emitter {
     const int64_t sf = bu.s, o = bu.o;
     const int64_t m = bu.stats, l = m + br * 4, tmax = l + br * 4, tsum = tmax + br * 4;
     const int64_t corr[2] = {tsum + br * 4, tsum + 2 * br * 4};
-    const int64_t group = k.heads / k.kv_heads;
     auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
     // Per-row statistics (one fp32 per query row, contiguous) are combined as one vector of
     // `rows` elements, not `rows` vectors of one.
@@ -1009,138 +1033,128 @@ class Emitter {
       return in;
     };
     std::vector<Instruction> pending_store;
-    for (int64_t b = 0; b < k.batch; ++b) {
-      for (int64_t h = 0; h < k.heads; ++h) {
-        const int64_t kv = h / group;
-        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
-          const int64_t rows = std::min(br, k.seq_q - i0);
-          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
-          const size_t count = tiles.size();
-          const int64_t q_slot = q.take();
-          Instruction load_q = dma(Opcode::DmaLoad, buf(Buffer::Unified, q_slot), tensor(k.q), {b, i0, h * k.head_dim},
-                                   {rows, k.head_dim}, {}, {k.head_dim * e_, e_});
-          load_q.waits = {q_free};
-          load_q.signals = {q_ready};
-          add(load_q);
-          for (auto& in : pending_store) add(std::move(in));
-          pending_store.clear();
-          struct Step {
-            int64_t v_slot = 0, mask_slot = 0, s_slot = 0, p_slot = 0;
-          };
-          std::vector<Step> steps(count);
-          // DMA: the key and value tiles (and mask); MXU: S = q . k^T.
-          auto scores = [&](size_t n) {
-            const ScoreTile& tile = tiles[n];
-            Step& st = steps[n];
-            const int64_t k_slot = kr.take();
-            Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
-            lk.waits = {k_free};
-            lk.signals = {k_ready};
-            add(lk);
-            st.v_slot = vr.take();
-            Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, st.v_slot);
-            lv.waits = {v_free};
-            lv.signals = {v_ready};
-            add(lv);
-            if (has_mask) {
-              st.mask_slot = mask.take();
-              Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, st.mask_slot);
-              lm.waits = {mask_free};
-              lm.signals = {mask_ready};
-              add(lm);
-            }
-            st.s_slot = acc_s.take();
-            std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
-            if (n == 0) mm_waits.push_back(q_ready);
-            if (n + 1 == count) mm_signals.push_back(q_free);
-            score_matmuls(k, k_slot, q_slot, rows, tile.cols, st.s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
-          };
-          // VPU: the online softmax of tile n, leaving P (operand type) for the MXU.
-          auto softmax = [&](size_t n) {
-            const ScoreTile& tile = tiles[n];
-            Step& st = steps[n];
-            const int64_t cols = tile.cols;
-            Instruction scale = vpu(Opcode::VpuMul, f32(sf), buf(Buffer::Accumulator, st.s_slot, DType::FP32), rows, cols);
-            scale.imm = k.scale;
-            scale.waits = {s_ready};
-            scale.signals = {s_free};
-            add(scale);
-            if (has_mask) add_mask_tile(k, st.mask_slot, sf, cols * 4, rows, cols, mask_ready, mask_free);
-            if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
-            add(vpu(Opcode::VpuReduceMax, f32(tmax), f32(sf), rows, cols));
-            const int64_t c = corr[n % 2];
-            if (n == 0) {
-              add(rowwise(Opcode::VpuMax, m, tmax, rows, std::nullopt, kMaxFloor));
-            } else {
-              add(rowwise(Opcode::VpuMax, tmax, tmax, rows, m, std::nullopt));
-              add(rowwise(Opcode::VpuSub, c, m, rows, tmax, std::nullopt));
-              add(rowwise(Opcode::VpuExp, c, c, rows, std::nullopt, std::nullopt));
-              add(rowwise(Opcode::VpuCopy, m, tmax, rows, std::nullopt, std::nullopt));
-            }
-            add(broadcast(Opcode::VpuSub, sf, m, rows, cols));
-            add(vpu(Opcode::VpuExp, f32(sf), f32(sf), rows, cols));
-            add(vpu(Opcode::VpuReduceSum, f32(n == 0 ? l : tsum), f32(sf), rows, cols));
-            if (n > 0) {
-              add(rowwise(Opcode::VpuMul, l, l, rows, c, std::nullopt));
-              add(rowwise(Opcode::VpuAdd, l, l, rows, tsum, std::nullopt));
-            }
-            st.p_slot = p.take();
-            Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, st.p_slot, operand), f32(sf), rows, cols);
-            narrow.waits = {p_free};
-            narrow.signals = {p_ready};
-            add(narrow);
-          };
-          // MXU: P . v into a fresh accumulator slot; VPU: O = O * c + that.
-          auto values = [&](size_t n) {
-            const ScoreTile& tile = tiles[n];
-            const int64_t pv_slot = acc_pv.take();
-            value_matmuls(k, steps[n].v_slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false, {v_ready},
-                          {v_free}, {p_ready, pv_free}, {p_free, pv_ready});
-            return pv_slot;
-          };
-          auto update = [&](size_t n, int64_t pv_slot) {
-            const BufferRef pv = buf(Buffer::Accumulator, pv_slot, DType::FP32);
-            if (n == 0) {
-              Instruction copy = vpu(Opcode::VpuCopy, f32(o), pv, rows, dv);
-              copy.waits = {pv_ready};
-              copy.signals = {pv_free};
-              add(copy);
-              return;
-            }
-            add(broadcast(Opcode::VpuMul, o, corr[n % 2], rows, dv));
-            Instruction sum = vpu(Opcode::VpuAdd, f32(o), f32(o), rows, dv);
-            sum.src2 = pv;
-            sum.waits = {pv_ready};
-            sum.signals = {pv_free};
-            add(sum);
-          };
-          scores(0);
-          softmax(0);
-          for (size_t n = 0; n < count; ++n) {
-            if (n + 1 < count) {
-              scores(n + 1);
-              softmax(n + 1);
-            }
-            const int64_t pv_slot = values(n);
-            update(n, pv_slot);
-          }
-          // y = O / l, in the output type.
-          add(rowwise(Opcode::VpuMax, l, l, rows, std::nullopt, kSumFloor));
-          add(rowwise(Opcode::VpuReciprocal, l, l, rows, std::nullopt, std::nullopt));
-          add(broadcast(Opcode::VpuMul, o, l, rows, dv));
-          const int64_t out_slot = out.take();
-          Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type), f32(o), rows, dv);
-          narrow.waits = {out_free};
-          narrow.signals = {out_ready};
-          add(narrow);
-          Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
-                                  {}, {dv * e_out, e_out});
-          store.waits = {out_ready};
-          store.signals = {out_free};
-          pending_store.push_back(store);
+    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t, int64_t i0, int64_t rows,
+                                const std::vector<ScoreTile>& tiles) {
+      const size_t count = tiles.size();
+      const int64_t q_slot = q.take();
+      load_query_block(k, b, h, i0, rows, q_slot, q_free, q_ready);
+      for (auto& in : pending_store) add(std::move(in));
+      pending_store.clear();
+      struct Step {
+        int64_t v_slot = 0, mask_slot = 0, s_slot = 0, p_slot = 0;
+      };
+      std::vector<Step> steps(count);
+      // DMA: the key and value tiles (and mask); MXU: S = q . k^T.
+      auto scores = [&](size_t n) {
+        const ScoreTile& tile = tiles[n];
+        Step& st = steps[n];
+        const int64_t k_slot = kr.take();
+        Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
+        lk.waits = {k_free};
+        lk.signals = {k_ready};
+        add(lk);
+        st.v_slot = vr.take();
+        Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, st.v_slot);
+        lv.waits = {v_free};
+        lv.signals = {v_ready};
+        add(lv);
+        if (has_mask) {
+          st.mask_slot = mask.take();
+          Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, st.mask_slot);
+          lm.waits = {mask_free};
+          lm.signals = {mask_ready};
+          add(lm);
         }
+        st.s_slot = acc_s.take();
+        std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
+        if (n == 0) mm_waits.push_back(q_ready);
+        if (n + 1 == count) mm_signals.push_back(q_free);
+        score_matmuls(k, k_slot, q_slot, rows, tile.cols, st.s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+      };
+      // VPU: the online softmax of tile n, leaving P (operand type) for the MXU.
+      auto softmax = [&](size_t n) {
+        const ScoreTile& tile = tiles[n];
+        Step& st = steps[n];
+        const int64_t cols = tile.cols;
+        Instruction scale = vpu(Opcode::VpuMul, f32(sf), buf(Buffer::Accumulator, st.s_slot, DType::FP32), rows, cols);
+        scale.imm = k.scale;
+        scale.waits = {s_ready};
+        scale.signals = {s_free};
+        add(scale);
+        if (has_mask) add_mask_tile(k, st.mask_slot, sf, cols * 4, rows, cols, mask_ready, mask_free);
+        if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
+        add(vpu(Opcode::VpuReduceMax, f32(tmax), f32(sf), rows, cols));
+        const int64_t c = corr[n % 2];
+        if (n == 0) {
+          add(rowwise(Opcode::VpuMax, m, tmax, rows, std::nullopt, kMaxFloor));
+        } else {
+          add(rowwise(Opcode::VpuMax, tmax, tmax, rows, m, std::nullopt));
+          add(rowwise(Opcode::VpuSub, c, m, rows, tmax, std::nullopt));
+          add(rowwise(Opcode::VpuExp, c, c, rows, std::nullopt, std::nullopt));
+          add(rowwise(Opcode::VpuCopy, m, tmax, rows, std::nullopt, std::nullopt));
+        }
+        add(broadcast(Opcode::VpuSub, sf, m, rows, cols));
+        add(vpu(Opcode::VpuExp, f32(sf), f32(sf), rows, cols));
+        add(vpu(Opcode::VpuReduceSum, f32(n == 0 ? l : tsum), f32(sf), rows, cols));
+        if (n > 0) {
+          add(rowwise(Opcode::VpuMul, l, l, rows, c, std::nullopt));
+          add(rowwise(Opcode::VpuAdd, l, l, rows, tsum, std::nullopt));
+        }
+        st.p_slot = p.take();
+        Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, st.p_slot, operand), f32(sf), rows, cols);
+        narrow.waits = {p_free};
+        narrow.signals = {p_ready};
+        add(narrow);
+      };
+      // MXU: P . v into a fresh accumulator slot; VPU: O = O * c + that.
+      auto values = [&](size_t n) {
+        const ScoreTile& tile = tiles[n];
+        const int64_t pv_slot = acc_pv.take();
+        value_matmuls(k, steps[n].v_slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false, {v_ready},
+                      {v_free}, {p_ready, pv_free}, {p_free, pv_ready});
+        return pv_slot;
+      };
+      auto update = [&](size_t n, int64_t pv_slot) {
+        const BufferRef pv = buf(Buffer::Accumulator, pv_slot, DType::FP32);
+        if (n == 0) {
+          Instruction copy = vpu(Opcode::VpuCopy, f32(o), pv, rows, dv);
+          copy.waits = {pv_ready};
+          copy.signals = {pv_free};
+          add(copy);
+          return;
+        }
+        add(broadcast(Opcode::VpuMul, o, corr[n % 2], rows, dv));
+        Instruction sum = vpu(Opcode::VpuAdd, f32(o), f32(o), rows, dv);
+        sum.src2 = pv;
+        sum.waits = {pv_ready};
+        sum.signals = {pv_free};
+        add(sum);
+      };
+      scores(0);
+      softmax(0);
+      for (size_t n = 0; n < count; ++n) {
+        if (n + 1 < count) {
+          scores(n + 1);
+          softmax(n + 1);
+        }
+        const int64_t pv_slot = values(n);
+        update(n, pv_slot);
       }
-    }
+      // y = O / l, in the output type.
+      add(rowwise(Opcode::VpuMax, l, l, rows, std::nullopt, kSumFloor));
+      add(rowwise(Opcode::VpuReciprocal, l, l, rows, std::nullopt, std::nullopt));
+      add(broadcast(Opcode::VpuMul, o, l, rows, dv));
+      const int64_t out_slot = out.take();
+      Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type), f32(o), rows, dv);
+      narrow.waits = {out_free};
+      narrow.signals = {out_ready};
+      add(narrow);
+      Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
+                              {}, {dv * e_out, e_out});
+      store.waits = {out_ready};
+      store.signals = {out_free};
+      pending_store.push_back(store);
+    });
     for (auto& in : pending_store) add(std::move(in));
   }
 
@@ -1156,7 +1170,6 @@ class Emitter {
     const DType operand = arch_.mxu.operand_type, out_type = g_.values[static_cast<size_t>(k.output)].dtype;
     const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim, sk = k.seq_k;
     const bool on_chip = t.scores_on_chip, has_mask = k.mask >= 0;
-    const int64_t group = k.heads / k.kv_heads;
     auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
     const int64_t kv_slots = bu.kv_slots / 2;
     const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
@@ -1182,65 +1195,55 @@ class Emitter {
     // 1. Scores.
     comment(fmt::format("{}: 1. scores q . k^T for the visible tiles, {}", k.name,
                         on_chip ? "into the unified buffer" : "spilled to DRAM"));
-    for (int64_t b = 0; b < k.batch; ++b) {
-      for (int64_t h = 0; h < k.heads; ++h) {
-        const int64_t kv = h / group, bh = b * k.heads + h;
-        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
-          const int64_t rows = std::min(br, k.seq_q - i0);
-          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
-          const int64_t q_slot = q.take();
-          Instruction load_q = dma(Opcode::DmaLoad, buf(Buffer::Unified, q_slot), tensor(k.q), {b, i0, h * k.head_dim},
-                                   {rows, k.head_dim}, {}, {k.head_dim * e_, e_});
-          load_q.waits = {q_free};
-          load_q.signals = {q_ready};
-          add(load_q);
-          flush();
-          for (size_t n = 0; n < tiles.size(); ++n) {
-            const ScoreTile& tile = tiles[n];
-            const int64_t k_slot = kr.take();
-            Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
-            lk.waits = {k_free};
-            lk.signals = {k_ready};
-            add(lk);
-            int64_t mask_slot = 0;
-            if (has_mask) {
-              mask_slot = mask.take();
-              Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, mask_slot);
-              lm.waits = {mask_free};
-              lm.signals = {mask_ready};
-              add(lm);
-            }
-            flush();  // the previous tile's staging store, behind this tile's loads
-            const int64_t s_slot = acc_s.take();
-            std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
-            if (n == 0) mm_waits.push_back(q_ready);
-            if (n + 1 == tiles.size()) mm_signals.push_back(q_free);
-            score_matmuls(k, k_slot, q_slot, rows, tile.cols, s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
-            // VPU: scale (and mask) into the score matrix or a staging slot.
-            const int64_t dst = on_chip ? score_at(bh * k.seq_q + i0, tile.j0) : staging.take();
-            const int64_t pitch = on_chip ? sk * 4 : tile.cols * 4;
-            std::vector<Instruction> ops;
-            Instruction scale = vpu(Opcode::VpuMul, f32(dst), buf(Buffer::Accumulator, s_slot, DType::FP32), rows, tile.cols);
-            scale.dst_stride = pitch;
-            scale.imm = k.scale;
-            scale.waits = {s_ready};
-            if (!on_chip) scale.waits.push_back(st_free);
-            scale.signals = {s_free};
-            add(scale);
-            if (has_mask) add_mask_tile(k, mask_slot, dst, pitch, rows, tile.cols, mask_ready, mask_free);
-            if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
-            if (!on_chip) {
-              program_.body.back().instruction.signals.push_back(st_ready);
-              Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, dst), scores_t, {bh, i0, tile.j0}, {rows, tile.cols},
-                                      {}, {pitch, 4});
-              store.waits = {st_ready};
-              store.signals = {st_free};
-              pending.push_back(store);
-            }
-          }
+    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t bh, int64_t i0, int64_t rows,
+                                const std::vector<ScoreTile>& tiles) {
+      const int64_t q_slot = q.take();
+      load_query_block(k, b, h, i0, rows, q_slot, q_free, q_ready);
+      flush();
+      for (size_t n = 0; n < tiles.size(); ++n) {
+        const ScoreTile& tile = tiles[n];
+        const int64_t k_slot = kr.take();
+        Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
+        lk.waits = {k_free};
+        lk.signals = {k_ready};
+        add(lk);
+        int64_t mask_slot = 0;
+        if (has_mask) {
+          mask_slot = mask.take();
+          Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, mask_slot);
+          lm.waits = {mask_free};
+          lm.signals = {mask_ready};
+          add(lm);
+        }
+        flush();  // the previous tile's staging store, behind this tile's loads
+        const int64_t s_slot = acc_s.take();
+        std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
+        if (n == 0) mm_waits.push_back(q_ready);
+        if (n + 1 == tiles.size()) mm_signals.push_back(q_free);
+        score_matmuls(k, k_slot, q_slot, rows, tile.cols, s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+        // VPU: scale (and mask) into the score matrix or a staging slot.
+        const int64_t dst = on_chip ? score_at(bh * k.seq_q + i0, tile.j0) : staging.take();
+        const int64_t pitch = on_chip ? sk * 4 : tile.cols * 4;
+        std::vector<Instruction> ops;
+        Instruction scale = vpu(Opcode::VpuMul, f32(dst), buf(Buffer::Accumulator, s_slot, DType::FP32), rows, tile.cols);
+        scale.dst_stride = pitch;
+        scale.imm = k.scale;
+        scale.waits = {s_ready};
+        if (!on_chip) scale.waits.push_back(st_free);
+        scale.signals = {s_free};
+        add(scale);
+        if (has_mask) add_mask_tile(k, mask_slot, dst, pitch, rows, tile.cols, mask_ready, mask_free);
+        if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
+        if (!on_chip) {
+          program_.body.back().instruction.signals.push_back(st_ready);
+          Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, dst), scores_t, {bh, i0, tile.j0}, {rows, tile.cols},
+                                  {}, {pitch, 4});
+          store.waits = {st_ready};
+          store.signals = {st_free};
+          pending.push_back(store);
         }
       }
-    }
+    });
     flush();
 
     // 2. Softmax along each row's visible keys.
@@ -1334,57 +1337,51 @@ class Emitter {
     const int p_free = on_chip ? -1 : token("p_free", Unit::Mxu, Unit::Dma, 2);
     Ring p{bu.p, bu.p_slot, 2}, out{bu.out, bu.out_slot, 2}, acc_pv{bu.acc_pv, bu.acc_pv_slot, 2};
     bool first_use = true;
-    for (int64_t b = 0; b < k.batch; ++b) {
-      for (int64_t h = 0; h < k.heads; ++h) {
-        const int64_t kv = h / group, bh = b * k.heads + h;
-        for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
-          const int64_t rows = std::min(br, k.seq_q - i0);
-          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
-          const int64_t pv_slot = acc_pv.take();
-          for (size_t n = 0; n < tiles.size(); ++n) {
-            const ScoreTile& tile = tiles[n];
-            const int64_t v_slot = vr.take();
-            Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, v_slot);
-            lv.waits = {v_free};
-            lv.signals = {v_ready};
-            add(lv);
-            int64_t p_at, p_pitch;
-            std::vector<int> mm_waits, mm_signals;
-            if (on_chip) {
-              p_at = prob_at(bh * k.seq_q + i0, tile.j0);
-              p_pitch = sk * e_;
-              if (first_use) mm_waits.push_back(probs_ready);
-              first_use = false;
-            } else {
-              p_at = p.take();
-              p_pitch = tile.cols * e_;
-              Instruction lp = dma(Opcode::DmaLoad, buf(Buffer::Unified, p_at), probs_t, {bh, i0, tile.j0}, {rows, tile.cols}, {},
-                                   {p_pitch, e_});
-              lp.waits = {p_free};
-              lp.signals = {p_ready};
-              add(lp);
-              mm_waits.push_back(p_ready);
-              mm_signals.push_back(p_free);
-            }
-            if (n == 0) flush();
-            if (n == 0) mm_waits.push_back(pv_free);
-            if (n + 1 == tiles.size()) mm_signals.push_back(pv_ready);
-            value_matmuls(k, v_slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, {v_ready}, {v_free}, mm_waits, mm_signals);
-          }
-          const int64_t out_slot = out.take();
-          Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type),
-                                   buf(Buffer::Accumulator, pv_slot, DType::FP32), rows, dv);
-          narrow.waits = {pv_ready, out_free};
-          narrow.signals = {pv_free, out_ready};
-          add(narrow);
-          Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
-                                  {}, {dv * e_out, e_out});
-          store.waits = {out_ready};
-          store.signals = {out_free};
-          pending.push_back(store);
+    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t bh, int64_t i0, int64_t rows,
+                                const std::vector<ScoreTile>& tiles) {
+      const int64_t pv_slot = acc_pv.take();
+      for (size_t n = 0; n < tiles.size(); ++n) {
+        const ScoreTile& tile = tiles[n];
+        const int64_t v_slot = vr.take();
+        Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, v_slot);
+        lv.waits = {v_free};
+        lv.signals = {v_ready};
+        add(lv);
+        int64_t p_at, p_pitch;
+        std::vector<int> mm_waits, mm_signals;
+        if (on_chip) {
+          p_at = prob_at(bh * k.seq_q + i0, tile.j0);
+          p_pitch = sk * e_;
+          if (first_use) mm_waits.push_back(probs_ready);
+          first_use = false;
+        } else {
+          p_at = p.take();
+          p_pitch = tile.cols * e_;
+          Instruction lp = dma(Opcode::DmaLoad, buf(Buffer::Unified, p_at), probs_t, {bh, i0, tile.j0}, {rows, tile.cols}, {},
+                               {p_pitch, e_});
+          lp.waits = {p_free};
+          lp.signals = {p_ready};
+          add(lp);
+          mm_waits.push_back(p_ready);
+          mm_signals.push_back(p_free);
         }
+        if (n == 0) flush();
+        if (n == 0) mm_waits.push_back(pv_free);
+        if (n + 1 == tiles.size()) mm_signals.push_back(pv_ready);
+        value_matmuls(k, v_slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, {v_ready}, {v_free}, mm_waits, mm_signals);
       }
-    }
+      const int64_t out_slot = out.take();
+      Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type),
+                               buf(Buffer::Accumulator, pv_slot, DType::FP32), rows, dv);
+      narrow.waits = {pv_ready, out_free};
+      narrow.signals = {pv_free, out_ready};
+      add(narrow);
+      Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), tensor(k.output), {b, i0, h * dv}, {rows, dv},
+                              {}, {dv * e_out, e_out});
+      store.waits = {out_ready};
+      store.signals = {out_free};
+      pending.push_back(store);
+    });
     flush();
   }
 

@@ -60,6 +60,15 @@ void check_types(const Graph& graph, const std::string& name, int input_value, i
   }
 }
 
+void require_weight_stationary(const ArchConfig& arch, const Graph& graph) {
+  if (arch.mxu.dataflow != Dataflow::WeightStationary) {
+    throw Error({graph.file, 0, 0, ""},
+                fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
+                            "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
+                            arch.name, dataflow_name(arch.mxu.dataflow)));
+  }
+}
+
 // Buffer-mode K boxes: the MXU reads a vector of the box from one place of the input window
 // (HWC layout), so a box is one kernel row: `rows` channels of one tap, or (without
 // dilation) a run of whole taps along kw with all channels, which lie next to each other.
@@ -117,12 +126,7 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
 }
 
 void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
-  if (arch.mxu.dataflow != Dataflow::WeightStationary) {
-    throw Error({graph.file, 0, 0, ""},
-                fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
-                            "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
-                            arch.name, dataflow_name(arch.mxu.dataflow)));
-  }
+  require_weight_stationary(arch, graph);
   check_types(graph, k.name, k.input, k.bias, arch);
   const int64_t rows = arch.mxu.rows, cols = arch.mxu.cols;
   const int64_t e = dtype_size(arch.mxu.operand_type);
@@ -286,12 +290,7 @@ bool attention_fits(const AttentionBuffers& b, const ArchConfig& arch, bool spil
 // into chunks of at most `rows`, the value dim into chunks of at most `cols`. Square tiles as
 // large as the array, halved until the slots fit.
 void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& graph) {
-  if (arch.mxu.dataflow != Dataflow::WeightStationary) {
-    throw Error({graph.file, 0, 0, ""},
-                fmt::format("the compiler emits weight-stationary programs, but arch '{}' has dataflow: {}; use a ws "
-                            "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
-                            arch.name, dataflow_name(arch.mxu.dataflow)));
-  }
+  require_weight_stationary(arch, graph);
   if (!is_float(arch.mxu.operand_type)) {
     throw Error(op_location(graph, k.name),
                 fmt::format("op '{}': attention runs in floating point (its softmax needs it), but the matrix unit of '{}' "
