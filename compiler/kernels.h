@@ -152,7 +152,7 @@ struct AttentionBuffers {
   int64_t scores = 0, probs = 0;                  // materialized, on chip
   int64_t ub_bytes = 0;
   int64_t acc_s = 0, acc_s_slot = 0, acc_pv = 0, acc_pv_slot = 0, acc_bytes = 0;
-  int64_t kv_slot = 0, kv_slots = 0, wb_bytes = 0;
+  int64_t kv_slot = 0, kv_slots = 0, wb_bytes = 0;  // kv_slots: every slot that fits (the tiling uses 2 x kv_ring)
 };
 
 struct AttentionTiling {
@@ -163,6 +163,11 @@ struct AttentionTiling {
   // Score tiles per head by class (the same for every head), and for the whole op.
   int64_t empty = 0, partial = 0, full = 0;
   bool scores_on_chip = false;  // materialized: the score matrix stays in the unified buffer
+  // Key/value tiles stay in the weight buffer while blocks of queries still see them (loaded
+  // once per head), in rings of kv_ring slots each; otherwise they are loaded for every use.
+  bool kv_resident = false;
+  int64_t kv_ring = 0;
+  std::vector<int64_t> last_block;  // per key tile: the last block of queries that sees it
   AttentionBuffers buffers;
   std::string why;
   int64_t tiles() const { return empty + partial + full; }

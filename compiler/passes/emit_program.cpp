@@ -16,6 +16,7 @@
 // after the previous kernel's last store, or, when the previous kernel kept its output on chip
 // (and so ends without a store), waits on that kernel's `done` token.
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <limits>
 
@@ -971,8 +972,54 @@ class Emitter {
     }
   }
 
-  Instruction kv_load(int value, int64_t b, int64_t j0, int64_t cols, int64_t c0, int64_t width, int64_t slot) {
-    return dma(Opcode::DmaLoad, buf(Buffer::Weight, slot), tensor(value), {b, j0, c0}, {cols, width}, {}, {width * e_, e_});
+  // Key (or value) tiles in a ring of weight-buffer slots. Resident (AttentionTiling::
+  // kv_resident): a tile is loaded at its first use in a head and freed after the last block of
+  // queries that sees it; the runs of tiles the blocks see move forward, so tiles are loaded and
+  // freed in order and the counting tokens stay in step with the ring. Streamed: loaded and
+  // freed at every use.
+  struct KvTiles {
+    int value = -1;         // the graph value (k or v)
+    int64_t width = 0;      // head dim (k) or value dim (v)
+    Ring ring;
+    int ready = -1, free = -1;
+    std::map<int64_t, int64_t> slots;  // tile index -> slot, while resident
+  };
+  struct KvUse {
+    int64_t slot = 0;
+    std::vector<int> waits, signals;  // for the first load_stationary of the use, and its last
+  };
+  KvTiles kv_tiles(const AttentionKernel& k, int value, int64_t width, int64_t base, const char* name) {
+    KvTiles c;
+    c.value = value;
+    c.width = width;
+    c.ring = {base, k.tiling.buffers.kv_slot, k.tiling.kv_ring};
+    c.ready = token(std::string(name) + "_ready", Unit::Dma, Unit::Mxu);
+    c.free = token(std::string(name) + "_free", Unit::Mxu, Unit::Dma, k.tiling.kv_ring);
+    return c;
+  }
+  // The use of key/value tile `tile` by query block `block` of batch entry b and kv head `kv`:
+  // emits its load if it is not in the ring.
+  KvUse use_kv_tile(const AttentionKernel& k, KvTiles& c, int64_t b, int64_t kv, const ScoreTile& tile, int64_t block) {
+    const int64_t index = tile.j0 / k.tiling.k_block;
+    KvUse use;
+    auto it = c.slots.find(index);
+    if (it == c.slots.end()) {
+      use.slot = c.ring.take();
+      Instruction load = dma(Opcode::DmaLoad, buf(Buffer::Weight, use.slot), tensor(c.value), {b, tile.j0, kv * c.width},
+                             {tile.cols, c.width}, {}, {c.width * e_, e_});
+      load.waits = {c.free};
+      load.signals = {c.ready};
+      add(load);
+      use.waits = {c.ready};
+      if (k.tiling.kv_resident) c.slots[index] = use.slot;
+    } else {
+      use.slot = it->second;
+    }
+    if (!k.tiling.kv_resident || k.tiling.last_block[static_cast<size_t>(index)] == block) {
+      use.signals = {c.free};
+      c.slots.erase(index);
+    }
+    return use;
   }
 
   void emit(const AttentionKernel& k) {
@@ -1002,9 +1049,7 @@ class Emitter {
     const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim;
     const bool has_mask = k.mask >= 0;
     const int q_ready = token("q_ready", Unit::Dma, Unit::Mxu), q_free = token("q_free", Unit::Mxu, Unit::Dma, 2);
-    const int64_t kv_slots = bu.kv_slots / 2;
-    const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
-    const int v_ready = token("v_ready", Unit::Dma, Unit::Mxu), v_free = token("v_free", Unit::Mxu, Unit::Dma, kv_slots);
+    KvTiles keys = kv_tiles(k, k.k, k.head_dim, 0, "k"), values = kv_tiles(k, k.v, dv, t.kv_ring * bu.kv_slot, "v");
     const int s_ready = token("s_ready", Unit::Mxu, Unit::Vpu), s_free = token("s_free", Unit::Vpu, Unit::Mxu, 2);
     const int p_ready = token("p_ready", Unit::Vpu, Unit::Mxu), p_free = token("p_free", Unit::Mxu, Unit::Vpu, 2);
     const int pv_ready = token("pv_ready", Unit::Mxu, Unit::Vpu), pv_free = token("pv_free", Unit::Vpu, Unit::Mxu, 2);
@@ -1013,7 +1058,6 @@ class Emitter {
     const int mask_free = has_mask ? token("mask_free", Unit::Vpu, Unit::Dma, 2) : -1;
     Ring q{bu.q, bu.q_slot, 2}, p{bu.p, bu.p_slot, 2}, mask{bu.mask, bu.mask_slot, 2}, out{bu.out, bu.out_slot, 2};
     Ring acc_s{bu.acc_s, bu.acc_s_slot, 2}, acc_pv{bu.acc_pv, bu.acc_pv_slot, 2};
-    Ring kr{0, bu.kv_slot, kv_slots}, vr{kv_slots * bu.kv_slot, bu.kv_slot, kv_slots};
     const int64_t sf = bu.s, o = bu.o;
     const int64_t m = bu.stats, l = m + br * 4, tmax = l + br * 4, tsum = tmax + br * 4;
     const int64_t corr[2] = {tsum + br * 4, tsum + 2 * br * 4};
@@ -1041,23 +1085,17 @@ class Emitter {
       for (auto& in : pending_store) add(std::move(in));
       pending_store.clear();
       struct Step {
-        int64_t v_slot = 0, mask_slot = 0, s_slot = 0, p_slot = 0;
+        KvUse value;
+        int64_t mask_slot = 0, s_slot = 0, p_slot = 0;
       };
       std::vector<Step> steps(count);
-      // DMA: the key and value tiles (and mask); MXU: S = q . k^T.
+      const int64_t block = i0 / br;
+      // DMA: the key and value tiles not in the weight buffer yet (and the mask); MXU: S = q . k^T.
       auto scores = [&](size_t n) {
         const ScoreTile& tile = tiles[n];
         Step& st = steps[n];
-        const int64_t k_slot = kr.take();
-        Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
-        lk.waits = {k_free};
-        lk.signals = {k_ready};
-        add(lk);
-        st.v_slot = vr.take();
-        Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, st.v_slot);
-        lv.waits = {v_free};
-        lv.signals = {v_ready};
-        add(lv);
+        const KvUse key = use_kv_tile(k, keys, b, kv, tile, block);
+        st.value = use_kv_tile(k, values, b, kv, tile, block);
         if (has_mask) {
           st.mask_slot = mask.take();
           Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, st.mask_slot);
@@ -1069,7 +1107,7 @@ class Emitter {
         std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
         if (n == 0) mm_waits.push_back(q_ready);
         if (n + 1 == count) mm_signals.push_back(q_free);
-        score_matmuls(k, k_slot, q_slot, rows, tile.cols, st.s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+        score_matmuls(k, key.slot, q_slot, rows, tile.cols, st.s_slot, key.waits, key.signals, mm_waits, mm_signals);
       };
       // VPU: the online softmax of tile n, leaving P (operand type) for the MXU.
       auto softmax = [&](size_t n) {
@@ -1110,8 +1148,8 @@ class Emitter {
       auto values = [&](size_t n) {
         const ScoreTile& tile = tiles[n];
         const int64_t pv_slot = acc_pv.take();
-        value_matmuls(k, steps[n].v_slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false, {v_ready},
-                      {v_free}, {p_ready, pv_free}, {p_free, pv_ready});
+        value_matmuls(k, steps[n].value.slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false,
+                      steps[n].value.waits, steps[n].value.signals, {p_ready, pv_free}, {p_free, pv_ready});
         return pv_slot;
       };
       auto update = [&](size_t n, int64_t pv_slot) {
@@ -1171,8 +1209,7 @@ class Emitter {
     const int64_t e_out = dtype_size(out_type), br = t.q_block, dv = k.value_dim, sk = k.seq_k;
     const bool on_chip = t.scores_on_chip, has_mask = k.mask >= 0;
     auto f32 = [](int64_t a) { return buf(Buffer::Unified, a, DType::FP32); };
-    const int64_t kv_slots = bu.kv_slots / 2;
-    const int k_ready = token("k_ready", Unit::Dma, Unit::Mxu), k_free = token("k_free", Unit::Mxu, Unit::Dma, kv_slots);
+    KvTiles keys = kv_tiles(k, k.k, k.head_dim, 0, "k");
     const int q_ready = token("q_ready", Unit::Dma, Unit::Mxu), q_free = token("q_free", Unit::Mxu, Unit::Dma, 2);
     const int s_ready = token("s_ready", Unit::Mxu, Unit::Vpu), s_free = token("s_free", Unit::Vpu, Unit::Mxu, 2);
     const int mask_ready = has_mask ? token("mask_ready", Unit::Dma, Unit::Vpu) : -1;
@@ -1182,7 +1219,6 @@ class Emitter {
     const int scores_t = on_chip ? -1 : declare_scratch(k.name + ".scores", DType::FP32, {k.batch * k.heads, k.seq_q, sk});
     const int probs_t = on_chip ? -1 : declare_scratch(k.name + ".probs", operand, {k.batch * k.heads, k.seq_q, sk});
     Ring q{bu.q, bu.q_slot, 2}, staging{bu.s, bu.s_slot, 2}, mask{bu.mask, bu.mask_slot, 2}, acc_s{bu.acc_s, bu.acc_s_slot, 2};
-    Ring kr{0, bu.kv_slot, kv_slots}, vr{kv_slots * bu.kv_slot, bu.kv_slot, kv_slots};
     // Where the score / probability of (head row `row`, key `j`) lives on chip.
     auto score_at = [&](int64_t row, int64_t j) { return bu.scores + (row * sk + j) * 4; };
     auto prob_at = [&](int64_t row, int64_t j) { return bu.probs + (row * sk + j) * e_; };
@@ -1202,11 +1238,7 @@ class Emitter {
       flush();
       for (size_t n = 0; n < tiles.size(); ++n) {
         const ScoreTile& tile = tiles[n];
-        const int64_t k_slot = kr.take();
-        Instruction lk = kv_load(k.k, b, tile.j0, tile.cols, kv * k.head_dim, k.head_dim, k_slot);
-        lk.waits = {k_free};
-        lk.signals = {k_ready};
-        add(lk);
+        const KvUse key = use_kv_tile(k, keys, b, kv, tile, i0 / br);
         int64_t mask_slot = 0;
         if (has_mask) {
           mask_slot = mask.take();
@@ -1220,7 +1252,7 @@ class Emitter {
         std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
         if (n == 0) mm_waits.push_back(q_ready);
         if (n + 1 == tiles.size()) mm_signals.push_back(q_free);
-        score_matmuls(k, k_slot, q_slot, rows, tile.cols, s_slot, {k_ready}, {k_free}, mm_waits, mm_signals);
+        score_matmuls(k, key.slot, q_slot, rows, tile.cols, s_slot, key.waits, key.signals, mm_waits, mm_signals);
         // VPU: scale (and mask) into the score matrix or a staging slot.
         const int64_t dst = on_chip ? score_at(bh * k.seq_q + i0, tile.j0) : staging.take();
         const int64_t pitch = on_chip ? sk * 4 : tile.cols * 4;
@@ -1330,7 +1362,7 @@ class Emitter {
 
     // 3. y = P . v.
     comment(fmt::format("{}: 3. probabilities . v over the visible tiles", k.name));
-    const int v_ready = token("v_ready", Unit::Dma, Unit::Mxu), v_free = token("v_free", Unit::Mxu, Unit::Dma, kv_slots);
+    KvTiles values = kv_tiles(k, k.v, dv, t.kv_ring * bu.kv_slot, "v");
     const int pv_ready = token("pv_ready", Unit::Mxu, Unit::Vpu), pv_free = token("pv_free", Unit::Vpu, Unit::Mxu, 2);
     const int out_ready = token("out_ready", Unit::Vpu, Unit::Dma), out_free = token("out_free", Unit::Dma, Unit::Vpu, 2);
     const int p_ready = on_chip ? -1 : token("p_ready", Unit::Dma, Unit::Mxu);
@@ -1342,11 +1374,7 @@ class Emitter {
       const int64_t pv_slot = acc_pv.take();
       for (size_t n = 0; n < tiles.size(); ++n) {
         const ScoreTile& tile = tiles[n];
-        const int64_t v_slot = vr.take();
-        Instruction lv = kv_load(k.v, b, tile.j0, tile.cols, kv * dv, dv, v_slot);
-        lv.waits = {v_free};
-        lv.signals = {v_ready};
-        add(lv);
+        const KvUse value = use_kv_tile(k, values, b, kv, tile, i0 / br);
         int64_t p_at, p_pitch;
         std::vector<int> mm_waits, mm_signals;
         if (on_chip) {
@@ -1368,7 +1396,8 @@ class Emitter {
         if (n == 0) flush();
         if (n == 0) mm_waits.push_back(pv_free);
         if (n + 1 == tiles.size()) mm_signals.push_back(pv_ready);
-        value_matmuls(k, v_slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, {v_ready}, {v_free}, mm_waits, mm_signals);
+        value_matmuls(k, value.slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, value.waits, value.signals, mm_waits,
+                      mm_signals);
       }
       const int64_t out_slot = out.take();
       Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type),

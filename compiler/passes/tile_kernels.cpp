@@ -275,7 +275,7 @@ AttentionBuffers attention_buffers(const AttentionKernel& k, const ArchConfig& a
   b.acc_pv_slot = q_block * k.value_dim * 4;
   b.acc_bytes = b.acc_pv + 2 * b.acc_pv_slot;
   b.kv_slot = k_block * std::max(k.head_dim, k.value_dim) * e;
-  b.kv_slots = std::min<int64_t>(4, arch.weight_buffer.bytes / std::max<int64_t>(b.kv_slot, 1));
+  b.kv_slots = arch.weight_buffer.bytes / std::max<int64_t>(b.kv_slot, 1);
   b.wb_bytes = b.kv_slots * b.kv_slot;
   return b;
 }
@@ -332,16 +332,21 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   t.scores_on_chip = on_chip;
   t.buffers = b;
   t.empty = t.partial = t.full = 0;
+  t.last_block.assign(static_cast<size_t>(t.k_blocks), -1);
+  int64_t widest = 0;  // the most key tiles one block of queries sees
   for (int64_t i = 0; i < t.q_blocks; ++i) {
     int64_t visible = 0;
     for (int64_t j = 0; j < t.k_blocks; ++j) {
       const int64_t i0 = i * qb, j0 = j * kb;
-      switch (k.classify(i0, std::min(qb, k.seq_q - i0), j0, std::min(kb, k.seq_k - j0))) {
+      const TileClass c = k.classify(i0, std::min(qb, k.seq_q - i0), j0, std::min(kb, k.seq_k - j0));
+      if (c != TileClass::Empty) t.last_block[static_cast<size_t>(j)] = i;
+      switch (c) {
         case TileClass::Empty: ++t.empty; break;
         case TileClass::Partial: ++t.partial, ++visible; break;
         case TileClass::Full: ++t.full, ++visible; break;
       }
     }
+    widest = std::max(widest, visible);
     if (visible == 0) {
       throw Error(op_location(graph, k.name),
                   fmt::format("op '{}': queries {} to {} see no key at all (window {} over {} keys), so their softmax is "
@@ -350,13 +355,19 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
                               k.name, i * qb, std::min(k.seq_q, (i + 1) * qb) - 1, k.window, k.seq_k));
     }
   }
+  // Key and value tiles: each block of queries sees one run of key tiles, and the runs move
+  // forward, so a ring holding the widest run keeps every tile from its first use to its last
+  // (two more slots let the next tiles load early). Otherwise stream them through two slots.
+  const int64_t ring = b.kv_slots / 2;
+  t.kv_resident = ring >= widest;
+  t.kv_ring = t.kv_resident ? std::min(ring, widest + 2) : std::min<int64_t>(ring, 2);
   t.chosen = true;
   const int64_t tiles = t.tiles();
   const int64_t matrix = k.batch * k.heads * k.seq_q * k.seq_k, e = dtype_size(arch.mxu.operand_type);
   t.why = fmt::format(
       "{}: score tiles of {} queries x {} keys ({} of {} array columns); q . k^T in {} head-dim chunk{} of {} rows, "
       "p . v in {} value-dim chunk{} of {} columns; {} of {} tiles computed per head ({:.1f}%){}; key/value tiles "
-      "through {} weight-buffer slots",
+      "{}",
       flash ? "flash (running max and sum on the VPU, the score matrix never exists)"
             : on_chip ? fmt::format("materialized, scores and probabilities kept in the unified buffer ({} bytes)", matrix * (4 + e))
                       : fmt::format("materialized, scores spilled to DRAM ({} bytes of fp32 scores and {} of probabilities do "
@@ -364,7 +375,11 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
       qb, kb, kb, cols, ceil_div(k.head_dim, t.d_chunk), ceil_div(k.head_dim, t.d_chunk) == 1 ? "" : "s", t.d_chunk,
       ceil_div(k.value_dim, t.dv_chunk), ceil_div(k.value_dim, t.dv_chunk) == 1 ? "" : "s", t.dv_chunk,
       t.partial + t.full, tiles, 100.0 * static_cast<double>(t.partial + t.full) / static_cast<double>(tiles),
-      t.empty > 0 ? fmt::format(", {} empty skipped", t.empty) : "", b.kv_slots);
+      t.empty > 0 ? fmt::format(", {} empty skipped", t.empty) : "",
+      t.kv_resident ? fmt::format("loaded once per head, kept in two rings of {} weight-buffer slots while queries see them",
+                                  t.kv_ring)
+                    : fmt::format("loaded for every use through two rings of {} slot{} (a block of queries sees up to {} "
+                                  "tiles, more than the weight buffer holds)", t.kv_ring, t.kv_ring == 1 ? "" : "s", widest));
 }
 
 }  // namespace

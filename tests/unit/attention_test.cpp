@@ -19,15 +19,15 @@ using namespace tpusim;
 
 namespace {
 
-ArchConfig small_arch(const std::string& ub) {
+ArchConfig small_arch(const std::string& ub, const std::string& wb = "512") {
   return parse_arch_yaml(fmt::format(R"(name: attention-4x4
 mxu: {{rows: 4, cols: 4, dataflow: ws, operand_type: bf16, clock_mhz: 100}}
 unified_buffer: {{bytes: {}, banks: 2}}
-weight_buffer: {{bytes: 512}}
+weight_buffer: {{bytes: {}}}
 accumulator: {{bytes: 2KiB}}
 vpu: {{lanes: 4}}
 dram: {{bytes_per_cycle: 8, latency_cycles: 5}}
-)", ub),
+)", ub, wb),
                          "attention-4x4.yaml");
 }
 
@@ -134,8 +134,11 @@ outputs: [attn]
   for (const Case& c : cases) {
     for (AttentionLowering lowering : {AttentionLowering::Flash, AttentionLowering::Materialized}) {
       for (const char* ub : {"8KiB", "1KiB"}) {
-        DYNAMIC_SECTION(c.what << " / " << attention_lowering_name(lowering) << " / ub " << ub) {
-          Run run = compile_and_run(c.yaml, small_arch(ub), lowering);
+        // 512 bytes of weight buffer keep the key/value tiles resident per head; 64 bytes (two
+        // slots) stream them, in smaller score tiles where a head dim of 6 needs it.
+        const char* wb = std::string(ub) == "8KiB" ? "512" : "64";
+        DYNAMIC_SECTION(c.what << " / " << attention_lowering_name(lowering) << " / ub " << ub << " wb " << wb) {
+          Run run = compile_and_run(c.yaml, small_arch(ub, wb), lowering);
           CHECK(run.check.find("kernels match the reference") != std::string::npos);
           const AttentionKernel& a = attention_kernel(run.compiled);
           if (lowering == AttentionLowering::Materialized) {
@@ -183,58 +186,70 @@ TEST_CASE("score tiles are classified empty, partial or full under the mask", "[
 
 TEST_CASE("an empty score tile issues no DMA, MXU or VPU instruction", "[compiler][attention]") {
   // Causal attention over 8 tokens in 4 x 4 tiles: tiles (query block, key block) (0,0) and
-  // (1,1) are partial, (1,0) full, (0,1) empty. Only the three visible tiles load keys and
-  // values and multiply.
-  const ArchConfig arch = small_arch("8KiB");
+  // (1,1) are partial, (1,0) full, (0,1) empty. Only the three visible tiles multiply; key
+  // tile 1 is never loaded for query block 0. With the key/value tiles resident (512 bytes
+  // of weight buffer) each is loaded once per head; streamed (96 bytes), once per use.
   for (AttentionLowering lowering : {AttentionLowering::Flash, AttentionLowering::Materialized}) {
-    DYNAMIC_SECTION(attention_lowering_name(lowering)) {
-      std::map<bool, std::map<std::string, int>> counts;  // causal -> what -> count
-      for (bool causal : {true, false}) {
-        Run run = compile_and_run(self_attention(1, 8, 4, 4, causal ? "heads: 1, causal: true" : "heads: 1"), arch, lowering);
-        const AttentionKernel& a = attention_kernel(run.compiled);
-        CHECK(a.tiling.q_block == 4);
-        CHECK(a.tiling.k_block == 4);
-        CHECK(a.tiling.empty == (causal ? 1 : 0));
-        CHECK(a.tiling.partial == (causal ? 2 : 0));
-        CHECK(a.tiling.full == (causal ? 1 : 4));
-        const Program& p = run.compiled.program;
-        const int q_tensor = p.find_tensor("q"), k_tensor = p.find_tensor("k"), v_tensor = p.find_tensor("v");
-        std::vector<const Instruction*> all;
-        walk(p.body, all);
-        // The (query block, key block) pairs whose keys are loaded: a key load belongs to the
-        // query block loaded last (flash), or (materialized, phase 1) the same.
-        std::set<std::pair<int64_t, int64_t>> key_tiles;
-        int64_t query_block = -1;
-        auto& n = counts[causal];
-        for (const Instruction* in : all) {
-          if (in->label != "attn") continue;
-          ++n[std::string(opcode_info(in->opcode).mnemonic)];
-          if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == q_tensor) {
-            query_block = in->tensor.coords[1].constant / 4;
+    for (const char* wb : {"512", "96"}) {
+      DYNAMIC_SECTION(attention_lowering_name(lowering) << " wb " << wb) {
+        const bool resident = std::string(wb) == "512";
+        std::map<bool, std::map<std::string, int>> counts;  // causal -> what -> count
+        for (bool causal : {true, false}) {
+          Run run = compile_and_run(self_attention(1, 8, 4, 4, causal ? "heads: 1, causal: true" : "heads: 1"),
+                                    small_arch("8KiB", wb), lowering);
+          const AttentionKernel& a = attention_kernel(run.compiled);
+          CHECK(a.tiling.kv_resident == resident);
+          CHECK(a.tiling.q_block == 4);
+          CHECK(a.tiling.k_block == 4);
+          CHECK(a.tiling.empty == (causal ? 1 : 0));
+          CHECK(a.tiling.partial == (causal ? 2 : 0));
+          CHECK(a.tiling.full == (causal ? 1 : 4));
+          const int computed = static_cast<int>(a.tiling.partial + a.tiling.full);
+          const Program& p = run.compiled.program;
+          const int q_tensor = p.find_tensor("q"), k_tensor = p.find_tensor("k"), v_tensor = p.find_tensor("v");
+          std::vector<const Instruction*> all;
+          walk(p.body, all);
+          // The (query block, key tile) pairs whose keys are loaded: a key load belongs to the
+          // query block loaded last (flash, and materialized's first phase).
+          std::set<std::pair<int64_t, int64_t>> key_tiles;
+          int64_t query_block = -1;
+          auto& n = counts[causal];
+          for (const Instruction* in : all) {
+            if (in->label != "attn") continue;
+            ++n[std::string(opcode_info(in->opcode).mnemonic)];
+            if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == q_tensor) {
+              query_block = in->tensor.coords[1].constant / 4;
+            }
+            if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == k_tensor) {
+              key_tiles.insert({query_block, in->tensor.coords[1].constant / 4});
+              ++n["key loads"];
+            }
+            if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == v_tensor) ++n["value loads"];
           }
-          if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == k_tensor) {
-            key_tiles.insert({query_block, in->tensor.coords[1].constant / 4});
-            ++n["key loads"];
+          using Pairs = std::set<std::pair<int64_t, int64_t>>;
+          if (resident) {
+            CHECK(key_tiles == (causal ? Pairs{{0, 0}, {1, 1}} : Pairs{{0, 0}, {0, 1}}));
+            CHECK(n["key loads"] == 2);
+            CHECK(n["value loads"] == 2);
+          } else {
+            CHECK(key_tiles == (causal ? Pairs{{0, 0}, {1, 0}, {1, 1}} : Pairs{{0, 0}, {0, 1}, {1, 0}, {1, 1}}));
+            CHECK(n["key loads"] == computed);
+            CHECK(n["value loads"] == computed);
           }
-          if (in->opcode == Opcode::DmaLoad && in->tensor.tensor == v_tensor) ++n["value loads"];
+          // Two GEMMs per computed tile (one head-dim chunk, one value-dim chunk each), and a
+          // key and a value load_stationary for each.
+          CHECK(n["mxu.matmul"] == 2 * computed);
+          CHECK(n["mxu.load_stationary"] == 2 * computed);
+          // The simulated MACs are those of the computed tiles: 4 x 4 x 4 per GEMM.
+          CHECK(run.result.totals.useful_macs - 3 * 8 * 4 * 4 == 2 * 64 * computed);
         }
-        if (causal) {
-          CHECK(key_tiles == std::set<std::pair<int64_t, int64_t>>{{0, 0}, {1, 0}, {1, 1}});
-        } else {
-          CHECK(key_tiles.size() == 4);
-        }
-        // Two GEMMs per computed tile (one head-dim chunk, one value-dim chunk each).
-        CHECK(n["mxu.matmul"] == 2 * (a.tiling.partial + a.tiling.full));
-        CHECK(n["key loads"] == a.tiling.partial + a.tiling.full);
-        CHECK(n["value loads"] == a.tiling.partial + a.tiling.full);
-        // The simulated MACs are those of the computed tiles: 4 x 4 x 4 per GEMM.
-        CHECK(run.result.totals.useful_macs - 3 * 8 * 4 * 4 == 2 * 64 * (a.tiling.partial + a.tiling.full));
+        // Skipping a quarter of the tiles skips VPU work: one scaling multiply per tile (and in
+        // flash the rescaling of the running output), and exps (flash: one per tile and one per
+        // rescaled tile; materialized: one per row block).
+        CHECK(counts[true]["vpu.exp"] <= counts[false]["vpu.exp"]);
+        CHECK(counts[true]["vpu.mul"] < counts[false]["vpu.mul"]);
+        if (!resident) CHECK(counts[true]["dma.load"] < counts[false]["dma.load"]);
       }
-      // Skipping a quarter of the tiles skips a quarter of the exps (flash: one per tile and one
-      // per rescaled tile; materialized: one per row block) and of the key and value loads.
-      CHECK(counts[true]["dma.load"] < counts[false]["dma.load"]);
-      CHECK(counts[true]["vpu.exp"] <= counts[false]["vpu.exp"]);
-      CHECK(counts[true]["vpu.mul"] < counts[false]["vpu.mul"]);
     }
   }
 }
