@@ -799,16 +799,26 @@ class Emitter {
     return tiles;
   }
 
-  // Every block of queries of every batch entry and head, with the tiles it computes:
-  // fn(b, h, kv head, b * heads + h, first query, rows, tiles).
+  // A block of queries of one batch entry and head, with the score tiles it computes.
+  struct QueryBlock {
+    int64_t b, h, kv, bh;  // batch entry, query head, its key/value head, b * heads + h
+    int64_t i0, rows, block;
+    bool last_of_group;  // the last query head of its key/value head
+    std::vector<ScoreTile> tiles;
+  };
+  // Every block of queries: per batch entry and key/value head, per block, the query heads that
+  // share the key/value head one after the other (so they share its key/value tiles).
   template <typename Fn>
   static void for_each_query_block(const AttentionKernel& k, Fn&& fn) {
     const int64_t group = k.heads / k.kv_heads, br = k.tiling.q_block;
     for (int64_t b = 0; b < k.batch; ++b) {
-      for (int64_t h = 0; h < k.heads; ++h) {
+      for (int64_t kv = 0; kv < k.kv_heads; ++kv) {
         for (int64_t i0 = 0; i0 < k.seq_q; i0 += br) {
           const int64_t rows = std::min(br, k.seq_q - i0);
-          fn(b, h, h / group, b * k.heads + h, i0, rows, visible_tiles(k, i0, rows));
+          const std::vector<ScoreTile> tiles = visible_tiles(k, i0, rows);
+          for (int64_t h = kv * group; h < (kv + 1) * group; ++h) {
+            fn(QueryBlock{b, h, kv, b * k.heads + h, i0, rows, i0 / br, h + 1 == (kv + 1) * group, tiles});
+          }
         }
       }
     }
@@ -997,9 +1007,10 @@ class Emitter {
     c.free = token(std::string(name) + "_free", Unit::Mxu, Unit::Dma, k.tiling.kv_ring);
     return c;
   }
-  // The use of key/value tile `tile` by query block `block` of batch entry b and kv head `kv`:
-  // emits its load if it is not in the ring.
-  KvUse use_kv_tile(const AttentionKernel& k, KvTiles& c, int64_t b, int64_t kv, const ScoreTile& tile, int64_t block) {
+  // The use of key/value tile `tile` by a block of queries: emits its load if it is not in the
+  // ring; the last block (and query head) that sees it frees its slot.
+  KvUse use_kv_tile(const AttentionKernel& k, KvTiles& c, const QueryBlock& qb, const ScoreTile& tile) {
+    const int64_t b = qb.b, kv = qb.kv;
     const int64_t index = tile.j0 / k.tiling.k_block;
     KvUse use;
     auto it = c.slots.find(index);
@@ -1015,7 +1026,7 @@ class Emitter {
     } else {
       use.slot = it->second;
     }
-    if (!k.tiling.kv_resident || k.tiling.last_block[static_cast<size_t>(index)] == block) {
+    if (!k.tiling.kv_resident || (k.tiling.last_block[static_cast<size_t>(index)] == qb.block && qb.last_of_group)) {
       use.signals = {c.free};
       c.slots.erase(index);
     }
@@ -1077,8 +1088,8 @@ class Emitter {
       return in;
     };
     std::vector<Instruction> pending_store;
-    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t, int64_t i0, int64_t rows,
-                                const std::vector<ScoreTile>& tiles) {
+    for_each_query_block(k, [&](const QueryBlock& qb) {
+      const auto& [b, h, kv, bh, i0, rows, block, last_of_group, tiles] = qb;
       const size_t count = tiles.size();
       const int64_t q_slot = q.take();
       load_query_block(k, b, h, i0, rows, q_slot, q_free, q_ready);
@@ -1089,13 +1100,12 @@ class Emitter {
         int64_t mask_slot = 0, s_slot = 0, p_slot = 0;
       };
       std::vector<Step> steps(count);
-      const int64_t block = i0 / br;
       // DMA: the key and value tiles not in the weight buffer yet (and the mask); MXU: S = q . k^T.
       auto scores = [&](size_t n) {
         const ScoreTile& tile = tiles[n];
         Step& st = steps[n];
-        const KvUse key = use_kv_tile(k, keys, b, kv, tile, block);
-        st.value = use_kv_tile(k, values, b, kv, tile, block);
+        const KvUse key = use_kv_tile(k, keys, qb, tile);
+        st.value = use_kv_tile(k, values, qb, tile);
         if (has_mask) {
           st.mask_slot = mask.take();
           Instruction lm = mask_tile_load(k, b, h, i0, rows, tile.j0, tile.cols, st.mask_slot);
@@ -1231,14 +1241,14 @@ class Emitter {
     // 1. Scores.
     comment(fmt::format("{}: 1. scores q . k^T for the visible tiles, {}", k.name,
                         on_chip ? "into the unified buffer" : "spilled to DRAM"));
-    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t bh, int64_t i0, int64_t rows,
-                                const std::vector<ScoreTile>& tiles) {
+    for_each_query_block(k, [&](const QueryBlock& qb) {
+      const auto& [b, h, kv, bh, i0, rows, block, last_of_group, tiles] = qb;
       const int64_t q_slot = q.take();
       load_query_block(k, b, h, i0, rows, q_slot, q_free, q_ready);
       flush();
       for (size_t n = 0; n < tiles.size(); ++n) {
         const ScoreTile& tile = tiles[n];
-        const KvUse key = use_kv_tile(k, keys, b, kv, tile, i0 / br);
+        const KvUse key = use_kv_tile(k, keys, qb, tile);
         int64_t mask_slot = 0;
         if (has_mask) {
           mask_slot = mask.take();
@@ -1369,12 +1379,12 @@ class Emitter {
     const int p_free = on_chip ? -1 : token("p_free", Unit::Mxu, Unit::Dma, 2);
     Ring p{bu.p, bu.p_slot, 2}, out{bu.out, bu.out_slot, 2}, acc_pv{bu.acc_pv, bu.acc_pv_slot, 2};
     bool first_use = true;
-    for_each_query_block(k, [&](int64_t b, int64_t h, int64_t kv, int64_t bh, int64_t i0, int64_t rows,
-                                const std::vector<ScoreTile>& tiles) {
+    for_each_query_block(k, [&](const QueryBlock& qb) {
+      const auto& [b, h, kv, bh, i0, rows, block, last_of_group, tiles] = qb;
       const int64_t pv_slot = acc_pv.take();
       for (size_t n = 0; n < tiles.size(); ++n) {
         const ScoreTile& tile = tiles[n];
-        const KvUse value = use_kv_tile(k, values, b, kv, tile, i0 / br);
+        const KvUse value = use_kv_tile(k, values, qb, tile);
         int64_t p_at, p_pitch;
         std::vector<int> mm_waits, mm_signals;
         if (on_chip) {
