@@ -34,6 +34,12 @@ TileClass AttentionKernel::classify(int64_t i0, int64_t rows, int64_t j0, int64_
   return !any ? TileClass::Empty : full ? TileClass::Full : TileClass::Partial;
 }
 
+std::string AttentionKernel::heads_text() const {
+  std::string text = fmt::format("{} head{}", heads, heads == 1 ? "" : "s");
+  if (kv_heads != heads) text += fmt::format(" sharing {} key/value head{}", kv_heads, kv_heads == 1 ? "" : "s");
+  return text;
+}
+
 std::vector<int> AttentionKernel::inputs() const {
   std::vector<int> in = {q, k, v};
   if (mask >= 0) in.push_back(mask);
@@ -120,9 +126,9 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
     } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
       std::vector<std::string> inputs;
       for (int i : a->inputs()) inputs.push_back(name(i));
-      out += fmt::format("attention {} ({}): {} -> {}: batch {}, {} heads ({} kv heads), seq {}x{}, head dim {}/{}, "
+      out += fmt::format("attention {} ({}): {} -> {}: batch {}, {}, seq {}x{}, head dim {}/{}, "
                          "scale {}{}{}\n", a->name, attention_lowering_name(a->lowering), fmt::join(inputs, ", "),
-                         name(a->output), a->batch, a->heads, a->kv_heads, a->seq_q, a->seq_k, a->head_dim, a->value_dim,
+                         name(a->output), a->batch, a->heads_text(), a->seq_q, a->seq_k, a->head_dim, a->value_dim,
                          graph_number_text(a->scale), a->causal ? ", causal" : "",
                          a->window > 0 ? fmt::format(", window {}", a->window) : "");
       if (with_tiling && a->tiling.chosen) {

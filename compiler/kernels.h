@@ -194,6 +194,7 @@ struct AttentionKernel {
   // The class of the score tile of queries [i0, i0 + rows) and keys [j0, j0 + cols).
   TileClass classify(int64_t i0, int64_t rows, int64_t j0, int64_t cols) const;
   std::vector<int> inputs() const;  // q, k, v[, mask]
+  std::string heads_text() const;   // "12 heads", "16 heads sharing 4 key/value heads", "1 head"
 };
 
 using Kernel = std::variant<GemmKernel, DepthwiseKernel, VectorKernel, AttentionKernel>;

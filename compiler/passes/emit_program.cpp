@@ -1038,9 +1038,9 @@ class Emitter {
     ++kernel_index_;
     const AttentionTiling& t = k.tiling;
     TPUSIM_CHECK(t.chosen, "attention kernel emitted before tiling");
-    comment(fmt::format("{}: attention, {} heads ({} kv heads) x {} queries x {} keys; {} of {} score tiles per head "
-                        "computed ({} partial), {} empty skipped — {}", k.name, k.heads, k.kv_heads, k.seq_q, k.seq_k,
-                        t.partial + t.full, t.tiles(), t.partial, t.empty, t.why));
+    comment(fmt::format("{}: attention, {} x {} queries x {} keys; {} of {} score tiles per head computed ({} partial), "
+                        "{} empty skipped — {}", k.name, k.heads_text(), k.seq_q, k.seq_k, t.partial + t.full, t.tiles(),
+                        t.partial, t.empty, t.why));
     if (k.lowering == AttentionLowering::Flash) {
       emit_flash(k);
     } else {

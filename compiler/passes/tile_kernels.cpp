@@ -376,7 +376,7 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
       ceil_div(k.value_dim, t.dv_chunk), ceil_div(k.value_dim, t.dv_chunk) == 1 ? "" : "s", t.dv_chunk,
       t.partial + t.full, tiles, 100.0 * static_cast<double>(t.partial + t.full) / static_cast<double>(tiles),
       t.empty > 0 ? fmt::format(", {} empty skipped", t.empty) : "",
-      t.kv_resident ? fmt::format("loaded once per head, kept in two rings of {} weight-buffer slots while queries see them",
+      t.kv_resident ? fmt::format("loaded once per key/value head, kept in two rings of {} weight-buffer slots while queries see them",
                                   t.kv_ring)
                     : fmt::format("loaded for every use through two rings of {} slot{} (a block of queries sees up to {} "
                                   "tiles, more than the weight buffer holds)", t.kv_ring, t.kv_ring == 1 ? "" : "s", widest));
