@@ -168,6 +168,15 @@ struct AttentionTiling {
   bool kv_resident = false;
   int64_t kv_ring = 0;
   std::vector<int64_t> last_block;  // per key tile: the last block of queries that sees it
+  // The masks of partial tiles, built once in the unified buffer (0 where visible, -3e38 where
+  // masked) and added to each partial tile; a partial tile's pattern depends only on its
+  // queries' offset from its keys (i0 - j0) and its shape. Empty: masked row by row instead.
+  struct MaskPattern {
+    int64_t offset = 0, rows = 0, cols = 0;  // i0 - j0, tile shape
+    bool operator==(const MaskPattern&) const = default;
+  };
+  std::vector<MaskPattern> mask_patterns;
+  int64_t patterns_base = 0;  // ub address of the first; each is rows x cols fp32, q_block x k_block apart
   AttentionBuffers buffers;
   std::string why;
   int64_t tiles() const { return empty + partial + full; }

@@ -883,6 +883,50 @@ class Emitter {
     }
   }
 
+  // The partial tiles' mask patterns (AttentionTiling::mask_patterns): the DMA writes zeros
+  // (every coordinate of its load is outside q, so it reads nothing), then the VPU masks each
+  // pattern row by row, once for the whole kernel.
+  void build_mask_patterns(const AttentionKernel& k) {
+    const AttentionTiling& t = k.tiling;
+    if (t.mask_patterns.empty()) return;
+    const int64_t n = static_cast<int64_t>(t.mask_patterns.size()), step = t.q_block * t.k_block * 4;
+    comment(fmt::format("{}: {} mask tile{} for the partial score tiles, built once", k.name, n, n == 1 ? "" : "s"));
+    const int zeroed = token("masks_zeroed", Unit::Dma, Unit::Vpu);
+    Instruction zero = dma(Opcode::DmaLoad, buf(Buffer::Unified, t.patterns_base), tensor(k.q), {-1, -1, -1},
+                           {n * t.q_block, t.k_block * 4 / e_}, {{0, 0, 0}, {0, 0, 0}}, {t.k_block * 4, e_});
+    zero.signals = {zeroed};
+    add(zero);
+    const size_t first = program_.body.size();
+    for (int64_t i = 0; i < n; ++i) {
+      const AttentionTiling::MaskPattern& p = t.mask_patterns[static_cast<size_t>(i)];
+      mask_partial_tile(k, p.offset, p.rows, 0, p.cols, t.patterns_base + i * step, p.cols * 4);
+    }
+    for (size_t i = first; i < program_.body.size(); ++i) {
+      if (program_.body[i].kind == Node::Kind::Instruction) {
+        program_.body[i].instruction.waits.push_back(zeroed);
+        break;
+      }
+    }
+  }
+
+  // Masks a partial score tile at ub `base` (fp32, `pitch` bytes per row): adds its pattern
+  // when one was built, else row by row.
+  void mask_tile(const AttentionKernel& k, int64_t i0, int64_t rows, int64_t j0, int64_t cols, int64_t base, int64_t pitch) {
+    const AttentionTiling& t = k.tiling;
+    const AttentionTiling::MaskPattern key{i0 - j0, rows, cols};
+    const auto it = std::find(t.mask_patterns.begin(), t.mask_patterns.end(), key);
+    if (it == t.mask_patterns.end()) {
+      mask_partial_tile(k, i0, rows, j0, cols, base, pitch);
+      return;
+    }
+    const int64_t pattern = t.patterns_base + (it - t.mask_patterns.begin()) * t.q_block * t.k_block * 4;
+    Instruction in = vpu(Opcode::VpuAdd, buf(Buffer::Unified, base, DType::FP32), buf(Buffer::Unified, base, DType::FP32), rows,
+                         cols);
+    in.dst_stride = in.src_stride = pitch;
+    in.src2 = buf(Buffer::Unified, pattern, DType::FP32);
+    add(in);
+  }
+
   // The DMA load of the additive mask for a score tile: the mask broadcasts to [batch, heads,
   // seq_q, seq_k] (aligned right), so dims of size 1 step 0.
   Instruction mask_tile_load(const AttentionKernel& k, int64_t b, int64_t h, int64_t i0, int64_t rows, int64_t j0, int64_t cols,
@@ -1041,6 +1085,7 @@ class Emitter {
     comment(fmt::format("{}: attention, {} x {} queries x {} keys; {} of {} score tiles per head computed ({} partial), "
                         "{} empty skipped — {}", k.name, k.heads_text(), k.seq_q, k.seq_k, t.partial + t.full, t.tiles(),
                         t.partial, t.empty, t.why));
+    build_mask_patterns(k);
     if (k.lowering == AttentionLowering::Flash) {
       emit_flash(k);
     } else {
@@ -1130,7 +1175,7 @@ class Emitter {
         scale.signals = {s_free};
         add(scale);
         if (has_mask) add_mask_tile(k, st.mask_slot, sf, cols * 4, rows, cols, mask_ready, mask_free);
-        if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
+        if (tile.cls == TileClass::Partial) mask_tile(k, i0, rows, tile.j0, cols, sf, cols * 4);
         add(vpu(Opcode::VpuReduceMax, f32(tmax), f32(sf), rows, cols));
         const int64_t c = corr[n % 2];
         if (n == 0) {
@@ -1275,7 +1320,7 @@ class Emitter {
         scale.signals = {s_free};
         add(scale);
         if (has_mask) add_mask_tile(k, mask_slot, dst, pitch, rows, tile.cols, mask_ready, mask_free);
-        if (tile.cls == TileClass::Partial) mask_partial_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
+        if (tile.cls == TileClass::Partial) mask_tile(k, i0, rows, tile.j0, tile.cols, dst, pitch);
         if (!on_chip) {
           program_.body.back().instruction.signals.push_back(st_ready);
           Instruction store = dma(Opcode::DmaStore, buf(Buffer::Unified, dst), scores_t, {bh, i0, tile.j0}, {rows, tile.cols},

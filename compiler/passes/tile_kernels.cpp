@@ -355,6 +355,27 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
                               k.name, i * qb, std::min(k.seq_q, (i + 1) * qb) - 1, k.window, k.seq_k));
     }
   }
+  // Partial tiles' masks: built once each when there are few distinct ones and they fit.
+  t.mask_patterns.clear();
+  std::vector<AttentionTiling::MaskPattern> patterns;
+  for (int64_t i0 = 0; i0 < k.seq_q; i0 += qb) {
+    for (int64_t j0 = 0; j0 < k.seq_k; j0 += kb) {
+      const int64_t rows = std::min(qb, k.seq_q - i0), cols = std::min(kb, k.seq_k - j0);
+      const AttentionTiling::MaskPattern p{i0 - j0, rows, cols};
+      if (k.classify(i0, rows, j0, cols) == TileClass::Partial &&
+          std::find(patterns.begin(), patterns.end(), p) == patterns.end()) {
+        patterns.push_back(p);
+      }
+    }
+  }
+  constexpr size_t kMaxMaskPatterns = 4;
+  const int64_t pattern_bytes = qb * kb * 4;
+  if (!patterns.empty() && patterns.size() <= kMaxMaskPatterns &&
+      b.ub_bytes + static_cast<int64_t>(patterns.size()) * pattern_bytes <= arch.unified_buffer.bytes) {
+    t.mask_patterns = patterns;
+    t.patterns_base = b.ub_bytes;
+    b.ub_bytes += static_cast<int64_t>(patterns.size()) * pattern_bytes;
+  }
   // Key and value tiles: each block of queries sees one run of key tiles, and the runs move
   // forward, so a ring holding the widest run keeps every tile from its first use to its last
   // (two more slots let the next tiles load early). Otherwise stream them through two slots.
@@ -366,7 +387,7 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   const int64_t matrix = k.batch * k.heads * k.seq_q * k.seq_k, e = dtype_size(arch.mxu.operand_type);
   t.why = fmt::format(
       "{}: score tiles of {} queries x {} keys ({} of {} array columns); q . k^T in {} head-dim chunk{} of {} rows, "
-      "p . v in {} value-dim chunk{} of {} columns; {} of {} tiles computed per head ({:.1f}%){}; key/value tiles "
+      "p . v in {} value-dim chunk{} of {} columns; {} of {} tiles computed per head ({:.1f}%){}{}; key/value tiles "
       "{}",
       flash ? "flash (running max and sum on the VPU, the score matrix never exists)"
             : on_chip ? fmt::format("materialized, scores and probabilities kept in the unified buffer ({} bytes)", matrix * (4 + e))
@@ -376,6 +397,12 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
       ceil_div(k.value_dim, t.dv_chunk), ceil_div(k.value_dim, t.dv_chunk) == 1 ? "" : "s", t.dv_chunk,
       t.partial + t.full, tiles, 100.0 * static_cast<double>(t.partial + t.full) / static_cast<double>(tiles),
       t.empty > 0 ? fmt::format(", {} empty skipped", t.empty) : "",
+      t.partial == 0 ? ""
+      : t.mask_patterns.empty()
+          ? "; partial tiles masked row by row"
+          : t.mask_patterns.size() == 1
+              ? "; partial tiles masked by adding a mask tile built once"
+              : fmt::format("; partial tiles masked by adding one of {} mask tiles built once", t.mask_patterns.size()),
       t.kv_resident ? fmt::format("loaded once per key/value head, kept in two rings of {} weight-buffer slots while queries see them",
                                   t.kv_ring)
                     : fmt::format("loaded for every use through two rings of {} slot{} (a block of queries sees up to {} "

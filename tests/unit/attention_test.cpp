@@ -154,6 +154,21 @@ outputs: [attn]
   }
 }
 
+TEST_CASE("partial tiles are masked by a prebuilt mask tile, or row by row when it does not fit", "[compiler][attention]") {
+  const std::string yaml = self_attention(1, 12, 8, 4, "heads: 2, kv_heads: 1, causal: true, window: 3");
+  for (AttentionLowering lowering : {AttentionLowering::Flash, AttentionLowering::Materialized}) {
+    Run roomy = compile_and_run(yaml, small_arch("8KiB"), lowering);
+    Run tight = compile_and_run(yaml, small_arch("512", "96"), lowering);
+    const AttentionKernel& a = attention_kernel(roomy.compiled);
+    const AttentionKernel& b = attention_kernel(tight.compiled);
+    // Diagonal tiles and window-edge tiles: two patterns in 4 x 4 tiles.
+    CHECK(a.tiling.mask_patterns.size() == 2);
+    CHECK(b.tiling.mask_patterns.empty());
+    CHECK(b.tiling.why.find("masked row by row") != std::string::npos);
+    CHECK(a.tiling.why.find("masked by adding one of 2 mask tiles built once") != std::string::npos);
+  }
+}
+
 TEST_CASE("attention runs the same at PE fidelity", "[compiler][attention]") {
   const std::string yaml = self_attention(1, 8, 8, 8, "heads: 2, causal: true, window: 5");
   for (AttentionLowering lowering : {AttentionLowering::Flash, AttentionLowering::Materialized}) {
@@ -204,6 +219,8 @@ TEST_CASE("an empty score tile issues no DMA, MXU or VPU instruction", "[compile
           CHECK(a.tiling.empty == (causal ? 1 : 0));
           CHECK(a.tiling.partial == (causal ? 2 : 0));
           CHECK(a.tiling.full == (causal ? 1 : 4));
+          // Both partial tiles are on the diagonal: one mask tile serves them.
+          CHECK(a.tiling.mask_patterns.size() == (causal ? 1u : 0u));
           const int computed = static_cast<int>(a.tiling.partial + a.tiling.full);
           const Program& p = run.compiled.program;
           const int q_tensor = p.find_tensor("q"), k_tensor = p.find_tensor("k"), v_tensor = p.find_tensor("v");
@@ -240,6 +257,9 @@ TEST_CASE("an empty score tile issues no DMA, MXU or VPU instruction", "[compile
           // key and a value load_stationary for each.
           CHECK(n["mxu.matmul"] == 2 * computed);
           CHECK(n["mxu.load_stationary"] == 2 * computed);
+          // The mask tile is built once (queries 0-2 each mask a run of keys) and added to both
+          // partial tiles.
+          CHECK(n["vpu.min"] == (causal ? 3 : 0));
           // The simulated MACs are those of the computed tiles: 4 x 4 x 4 per GEMM.
           CHECK(run.result.totals.useful_macs - 3 * 8 * 4 * 4 == 2 * 64 * computed);
         }
