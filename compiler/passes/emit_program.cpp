@@ -964,65 +964,60 @@ class Emitter {
     add(sum);
   }
 
+  Instruction load_stationary(int64_t wb_address, int64_t rows, int64_t cols, int64_t stride, bool transpose) {
+    Instruction in;
+    in.opcode = Opcode::MxuLoadStationary;
+    in.src = buf(Buffer::Weight, wb_address);
+    in.rows = rows;
+    in.cols = cols;
+    in.src_stride = stride;
+    in.transpose = transpose;
+    return in;
+  }
+  Instruction matmul(int64_t ub_address, int64_t stride, int64_t count, int64_t acc_address, int64_t acc_stride, bool accumulate) {
+    Instruction in;
+    in.opcode = Opcode::MxuMatmul;
+    in.src = buf(Buffer::Unified, ub_address);
+    in.src_stride = stride;
+    in.count = count;
+    in.dst = buf(Buffer::Accumulator, acc_address);
+    in.dst_stride = acc_stride;
+    in.accumulate = accumulate;
+    return in;
+  }
+
+  // The GEMMs of one score tile, one load_stationary + matmul pair per chunk: `ls_waits` go on
+  // the first load_stationary, `ls_signals` on the last, and likewise for the matmuls.
+  struct TileGemm {
+    std::vector<int> ls_waits, ls_signals, mm_waits, mm_signals;
+  };
+  void add_chunk(Instruction ls, Instruction mm, bool first, bool last, const TileGemm& g) {
+    if (first) ls.waits = g.ls_waits, mm.waits = g.mm_waits;
+    if (last) ls.signals = g.ls_signals, mm.signals = g.mm_signals;
+    add(ls);
+    add(mm);
+  }
+
   // q . k^T for one score tile: the key tile (cols x head dim, in wb) is the stationary operand,
-  // transposed as it is shifted in, one head-dim chunk at a time; the query rows stream.
+  // transposed as it is shifted in, one head-dim chunk (of the reduction) at a time, all into
+  // the same accumulators; the query rows stream.
   void score_matmuls(const AttentionKernel& k, int64_t k_slot, int64_t q_slot, int64_t rows, int64_t cols, int64_t acc_slot,
-                     std::vector<int> ls_waits, std::vector<int> ls_signals, std::vector<int> mm_waits, std::vector<int> mm_signals) {
+                     const TileGemm& g) {
     const int64_t d = k.head_dim, chunk = k.tiling.d_chunk;
     for (int64_t d0 = 0; d0 < d; d0 += chunk) {
-      const bool first = d0 == 0, last = d0 + chunk >= d;
-      Instruction ls;
-      ls.opcode = Opcode::MxuLoadStationary;
-      ls.src = buf(Buffer::Weight, k_slot + d0 * e_);
-      ls.rows = std::min(chunk, d - d0);
-      ls.cols = cols;
-      ls.transpose = true;
-      ls.src_stride = d * e_;
-      if (first) ls.waits = ls_waits;
-      if (last) ls.signals = ls_signals;
-      add(ls);
-      Instruction mm;
-      mm.opcode = Opcode::MxuMatmul;
-      mm.src = buf(Buffer::Unified, q_slot + d0 * e_);
-      mm.src_stride = d * e_;
-      mm.count = rows;
-      mm.dst = buf(Buffer::Accumulator, acc_slot);
-      mm.dst_stride = cols * 4;
-      mm.accumulate = !first;
-      if (first) mm.waits = mm_waits;
-      if (last) mm.signals = mm_signals;
-      add(mm);
+      add_chunk(load_stationary(k_slot + d0 * e_, std::min(chunk, d - d0), cols, d * e_, true),
+                matmul(q_slot + d0 * e_, d * e_, rows, acc_slot, cols * 4, d0 > 0), d0 == 0, d0 + chunk >= d, g);
     }
   }
 
   // p . v for one score tile: the value tile (cols x value dim, in wb) is stationary, one
-  // value-dim chunk at a time; the probability rows stream.
+  // value-dim chunk (of the output columns) at a time; the probability rows stream.
   void value_matmuls(const AttentionKernel& k, int64_t v_slot, int64_t p_address, int64_t p_pitch, int64_t rows, int64_t cols,
-                     int64_t acc_slot, bool accumulate, std::vector<int> ls_waits, std::vector<int> ls_signals,
-                     std::vector<int> mm_waits, std::vector<int> mm_signals) {
+                     int64_t acc_slot, bool accumulate, const TileGemm& g) {
     const int64_t dv = k.value_dim, chunk = k.tiling.dv_chunk;
     for (int64_t n0 = 0; n0 < dv; n0 += chunk) {
-      const bool first = n0 == 0, last = n0 + chunk >= dv;
-      Instruction ls;
-      ls.opcode = Opcode::MxuLoadStationary;
-      ls.src = buf(Buffer::Weight, v_slot + n0 * e_);
-      ls.rows = cols;
-      ls.cols = std::min(chunk, dv - n0);
-      ls.src_stride = dv * e_;
-      if (first) ls.waits = ls_waits;
-      if (last) ls.signals = ls_signals;
-      add(ls);
-      Instruction mm;
-      mm.opcode = Opcode::MxuMatmul;
-      mm.src = buf(Buffer::Unified, p_address);
-      mm.src_stride = p_pitch;
-      mm.count = rows;
-      mm.dst = buf(Buffer::Accumulator, acc_slot + n0 * 4);
-      mm.dst_stride = dv * 4;
-      mm.accumulate = accumulate;
-      if (first) mm.waits = mm_waits;
-      if (last) mm.signals = mm_signals;
-      add(mm);
+      add_chunk(load_stationary(v_slot + n0 * e_, cols, std::min(chunk, dv - n0), dv * e_, false),
+                matmul(p_address, p_pitch, rows, acc_slot + n0 * 4, dv * 4, accumulate), n0 == 0, n0 + chunk >= dv, g);
     }
   }
 
@@ -1162,7 +1157,7 @@ class Emitter {
         std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
         if (n == 0) mm_waits.push_back(q_ready);
         if (n + 1 == count) mm_signals.push_back(q_free);
-        score_matmuls(k, key.slot, q_slot, rows, tile.cols, st.s_slot, key.waits, key.signals, mm_waits, mm_signals);
+        score_matmuls(k, key.slot, q_slot, rows, tile.cols, st.s_slot, {key.waits, key.signals, mm_waits, mm_signals});
       };
       // VPU: the online softmax of tile n, leaving P (operand type) for the MXU.
       auto softmax = [&](size_t n) {
@@ -1204,7 +1199,7 @@ class Emitter {
         const ScoreTile& tile = tiles[n];
         const int64_t pv_slot = acc_pv.take();
         value_matmuls(k, steps[n].value.slot, steps[n].p_slot, tile.cols * e_, rows, tile.cols, pv_slot, false,
-                      steps[n].value.waits, steps[n].value.signals, {p_ready, pv_free}, {p_free, pv_ready});
+                      {steps[n].value.waits, steps[n].value.signals, {p_ready, pv_free}, {p_free, pv_ready}});
         return pv_slot;
       };
       auto update = [&](size_t n, int64_t pv_slot) {
@@ -1307,7 +1302,7 @@ class Emitter {
         std::vector<int> mm_waits = {s_free}, mm_signals = {s_ready};
         if (n == 0) mm_waits.push_back(q_ready);
         if (n + 1 == tiles.size()) mm_signals.push_back(q_free);
-        score_matmuls(k, key.slot, q_slot, rows, tile.cols, s_slot, key.waits, key.signals, mm_waits, mm_signals);
+        score_matmuls(k, key.slot, q_slot, rows, tile.cols, s_slot, {key.waits, key.signals, mm_waits, mm_signals});
         // VPU: scale (and mask) into the score matrix or a staging slot.
         const int64_t dst = on_chip ? score_at(bh * k.seq_q + i0, tile.j0) : staging.take();
         const int64_t pitch = on_chip ? sk * 4 : tile.cols * 4;
@@ -1451,8 +1446,8 @@ class Emitter {
         if (n == 0) flush();
         if (n == 0) mm_waits.push_back(pv_free);
         if (n + 1 == tiles.size()) mm_signals.push_back(pv_ready);
-        value_matmuls(k, value.slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0, value.waits, value.signals, mm_waits,
-                      mm_signals);
+        value_matmuls(k, value.slot, p_at, p_pitch, rows, tile.cols, pv_slot, n > 0,
+                      {value.waits, value.signals, mm_waits, mm_signals});
       }
       const int64_t out_slot = out.take();
       Instruction narrow = vpu(Opcode::VpuCopy, buf(Buffer::Unified, out_slot, out_type),
