@@ -21,13 +21,12 @@ std::string_view attention_lowering_name(AttentionLowering l) {
 
 TileClass AttentionKernel::classify(int64_t i0, int64_t rows, int64_t j0, int64_t cols) const {
   if (!causal && window <= 0) return TileClass::Full;
-  // Along a row the visible keys are one run, from max(0, i - window + 1) to i (causal), so a
-  // tile is full when its corners on both ends are visible, and empty when no row's run meets it.
-  const int64_t i1 = i0 + rows - 1, j1 = j0 + cols - 1;
+  // Along a row the visible keys are one run, so a tile is full when every row's run covers it,
+  // and empty when no row's run meets it.
+  const int64_t j1 = j0 + cols - 1;
   bool full = true, any = false;
-  for (int64_t i = i0; i <= i1; ++i) {
-    const int64_t lo = window > 0 ? std::max(j0, i - window + 1) : j0;
-    const int64_t hi = causal ? std::min(j1, i) : j1;
+  for (int64_t i = i0; i < i0 + rows; ++i) {
+    const auto [lo, hi] = visible_keys(i, j0, j1);
     if (lo <= hi) any = true;
     if (lo != j0 || hi != j1) full = false;
   }

@@ -5,9 +5,11 @@
 // writes the program. Printed by `tpusim compile --emit lowered|tiled`.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -152,7 +154,7 @@ struct AttentionBuffers {
   int64_t scores = 0, probs = 0;                  // materialized, on chip
   int64_t ub_bytes = 0;
   int64_t acc_s = 0, acc_s_slot = 0, acc_pv = 0, acc_pv_slot = 0, acc_bytes = 0;
-  int64_t kv_slot = 0, kv_slots = 0, wb_bytes = 0;  // kv_slots: every slot that fits (the tiling uses 2 x kv_ring)
+  int64_t kv_slot = 0, kv_slots = 0;  // kv_slots: every slot that fits (the tiling uses 2 x kv_ring)
 };
 
 struct AttentionTiling {
@@ -196,9 +198,10 @@ struct AttentionKernel {
   Epilogue epilogue;  // none: attention rounds its fp32 result to the output type once
   AttentionTiling tiling;
 
-  // Whether query i sees key j under the causal/window mask.
-  bool visible(int64_t i, int64_t j) const {
-    return (!causal || j <= i) && (window <= 0 || j > i - window);
+  // The keys of [j0, j1] that query i sees under the causal/window mask: one run, [first,
+  // last], empty when first > last (the reference masks j > i and j <= i - window).
+  std::pair<int64_t, int64_t> visible_keys(int64_t i, int64_t j0, int64_t j1) const {
+    return {window > 0 ? std::max(j0, i - window + 1) : j0, causal ? std::min(j1, i) : j1};
   }
   // The class of the score tile of queries [i0, i0 + rows) and keys [j0, j0 + cols).
   TileClass classify(int64_t i0, int64_t rows, int64_t j0, int64_t cols) const;

@@ -386,10 +386,11 @@ void run_linear(const OpData& d) {
   // Float sums are kept in reduction order; eight outputs at a time only interleave
   // independent sums (so the loop is not bound by one chain of additions).
   constexpr int64_t kLanes = 8;
+  const int64_t blocked = integer ? 0 : n_size / kLanes * kLanes;  // outputs summed eight at a time
   std::vector<float> sums(kLanes);
   for (int64_t r = 0; r < rows; ++r) {
     const size_t x_row = static_cast<size_t>(r * k_size);
-    for (int64_t n0 = 0; !integer && n0 + kLanes <= n_size; n0 += kLanes) {
+    for (int64_t n0 = 0; n0 < blocked; n0 += kLanes) {
       std::fill(sums.begin(), sums.end(), 0.0f);
       for (size_t k = 0; k < static_cast<size_t>(k_size); ++k) {
         const float xv = xf[x_row + k];
@@ -404,7 +405,7 @@ void run_linear(const OpData& d) {
         store_float(d.out, r * n_size + n0 + lane, float_sum);
       }
     }
-    for (int64_t n = integer ? 0 : n_size / kLanes * kLanes; n < n_size; ++n) {
+    for (int64_t n = blocked; n < n_size; ++n) {
       int64_t integer_sum = 0;
       float float_sum = 0.0f;
       const size_t w_row = static_cast<size_t>(n * k_size);

@@ -197,6 +197,16 @@ class Emitter {
     return in;
   }
 
+  // Zeros `rows` x `row_bytes` bytes of ub from `address`: a DMA load whose every coordinate is
+  // outside `value`'s tensor (of the operand type) reads nothing from DRAM and writes its
+  // padding, 0.
+  Instruction zero_fill(int value, int64_t address, int64_t rows, int64_t row_bytes) {
+    const size_t rank = program_.tensors[static_cast<size_t>(tensor(value))].shape.size();
+    const std::vector<int64_t> outside(rank, -1), still(rank, 0);
+    return dma(Opcode::DmaLoad, buf(Buffer::Unified, address), tensor(value), outside, {rows, row_bytes / e_}, {still, still},
+               {row_bytes, e_});
+  }
+
   // Ring-buffer bookkeeping: slot i of n.
   struct Ring {
     int64_t base = 0, bytes = 0, slots = 2, next = 0;
@@ -356,14 +366,8 @@ class Emitter {
     }
     if (padded) {
       const ResidentTensor& r = *resident_out;
-      // Every coordinate of this load is outside the weight tensor, so it writes zeros and reads
-      // nothing from DRAM.
-      const auto& w_shape = g_.values[static_cast<size_t>(k.weight)].shape;
-      std::vector<int64_t> outside(w_shape.size(), -1);
-      Instruction clear = dma(Opcode::DmaLoad, buf(Buffer::Unified, r.base), tensor(k.weight), outside,
-                              {r.bytes / (r.width * r.channels * e_), r.width * r.channels},
-                              {std::vector<int64_t>(w_shape.size(), 0), std::vector<int64_t>(w_shape.size(), 0)},
-                              {r.width * r.channels * e_, e_});
+      const int64_t row_bytes = r.width * r.channels * e_;
+      Instruction clear = zero_fill(k.weight, r.base, r.bytes / row_bytes, row_bytes);
       clear.signals = {zeroed};
       add(clear);
     }
@@ -852,14 +856,15 @@ class Emitter {
 
   // A partial score tile in ub (fp32, `pitch` bytes per row): each row's masked columns become
   // kMaskedScore. A row of queries sees one run of keys, so its masked columns are at most a
-  // run before it and one after; rows with the same runs share an instruction.
+  // run before it and one after; rows with the same runs share an instruction. The first
+  // instruction waits on `first_waits`.
   void mask_partial_tile(const AttentionKernel& k, int64_t i0, int64_t rows, int64_t j0, int64_t cols, int64_t base,
-                         int64_t pitch) {
+                         int64_t pitch, std::vector<int> first_waits = {}) {
     auto runs = [&](int64_t r) {
-      const int64_t i = i0 + r;
-      const int64_t lo = k.window > 0 ? std::max<int64_t>(0, i - k.window + 1 - j0) : 0;  // first visible column
-      const int64_t hi = k.causal ? std::min(cols - 1, i - j0) : cols - 1;                // last visible column
-      std::vector<std::pair<int64_t, int64_t>> masked;                                    // (first column, count)
+      auto [lo, hi] = k.visible_keys(i0 + r, j0, j0 + cols - 1);
+      lo -= j0;                                         // as columns of the tile
+      hi -= j0;
+      std::vector<std::pair<int64_t, int64_t>> masked;  // (first column, count)
       if (lo > hi) {
         masked.emplace_back(0, cols);
       } else {
@@ -877,6 +882,8 @@ class Emitter {
         Instruction in = vpu(Opcode::VpuMin, buf(Buffer::Unified, at, DType::FP32), buf(Buffer::Unified, at, DType::FP32), n, count);
         in.dst_stride = in.src_stride = pitch;
         in.imm = kMaskedScore;
+        in.waits = std::move(first_waits);
+        first_waits.clear();
         add(in);
       }
       r += n;
@@ -892,21 +899,22 @@ class Emitter {
     const int64_t n = static_cast<int64_t>(t.mask_patterns.size()), step = t.q_block * t.k_block * 4;
     comment(fmt::format("{}: {} mask tile{} for the partial score tiles, built once", k.name, n, n == 1 ? "" : "s"));
     const int zeroed = token("masks_zeroed", Unit::Dma, Unit::Vpu);
-    Instruction zero = dma(Opcode::DmaLoad, buf(Buffer::Unified, t.patterns_base), tensor(k.q), {-1, -1, -1},
-                           {n * t.q_block, t.k_block * 4 / e_}, {{0, 0, 0}, {0, 0, 0}}, {t.k_block * 4, e_});
+    Instruction zero = zero_fill(k.q, t.patterns_base, n * t.q_block, t.k_block * 4);
     zero.signals = {zeroed};
     add(zero);
-    const size_t first = program_.body.size();
     for (int64_t i = 0; i < n; ++i) {
       const AttentionTiling::MaskPattern& p = t.mask_patterns[static_cast<size_t>(i)];
-      mask_partial_tile(k, p.offset, p.rows, 0, p.cols, t.patterns_base + i * step, p.cols * 4);
+      mask_partial_tile(k, p.offset, p.rows, 0, p.cols, t.patterns_base + i * step, p.cols * 4,
+                        i == 0 ? std::vector<int>{zeroed} : std::vector<int>{});
     }
-    for (size_t i = first; i < program_.body.size(); ++i) {
-      if (program_.body[i].kind == Node::Kind::Instruction) {
-        program_.body[i].instruction.waits.push_back(zeroed);
-        break;
-      }
-    }
+  }
+
+  // dst += src2 on a rows x cols fp32 tile in ub (dst rows `pitch` bytes apart, src2 dense).
+  Instruction add_to_tile(int64_t dst, int64_t pitch, int64_t rows, int64_t cols, int64_t src2) {
+    Instruction in = vpu(Opcode::VpuAdd, buf(Buffer::Unified, dst, DType::FP32), buf(Buffer::Unified, dst, DType::FP32), rows, cols);
+    in.dst_stride = in.src_stride = pitch;
+    in.src2 = buf(Buffer::Unified, src2, DType::FP32);
+    return in;
   }
 
   // Masks a partial score tile at ub `base` (fp32, `pitch` bytes per row): adds its pattern
@@ -919,12 +927,7 @@ class Emitter {
       mask_partial_tile(k, i0, rows, j0, cols, base, pitch);
       return;
     }
-    const int64_t pattern = t.patterns_base + (it - t.mask_patterns.begin()) * t.q_block * t.k_block * 4;
-    Instruction in = vpu(Opcode::VpuAdd, buf(Buffer::Unified, base, DType::FP32), buf(Buffer::Unified, base, DType::FP32), rows,
-                         cols);
-    in.dst_stride = in.src_stride = pitch;
-    in.src2 = buf(Buffer::Unified, pattern, DType::FP32);
-    add(in);
+    add(add_to_tile(base, pitch, rows, cols, t.patterns_base + (it - t.mask_patterns.begin()) * t.q_block * t.k_block * 4));
   }
 
   // The DMA load of the additive mask for a score tile: the mask broadcasts to [batch, heads,
@@ -957,9 +960,7 @@ class Emitter {
                             buf(Buffer::Unified, slot + k.tiling.q_block * k.tiling.k_block * 4, type), rows, cols);
     widen.waits = {ready};
     add(widen);
-    Instruction sum = vpu(Opcode::VpuAdd, buf(Buffer::Unified, dst, DType::FP32), buf(Buffer::Unified, dst, DType::FP32), rows, cols);
-    sum.dst_stride = sum.src_stride = pitch;
-    sum.src2 = buf(Buffer::Unified, slot, DType::FP32);
+    Instruction sum = add_to_tile(dst, pitch, rows, cols, slot);
     sum.signals = {free};
     add(sum);
   }
@@ -1774,6 +1775,18 @@ class Emitter {
   struct WindowChunk {
     int64_t batch, c0, channels, oh0, rows;
   };
+  // The store of a window chunk's result (channels x output rows x the whole width, dense in
+  // ub at `result`) into the NC(H)W output, behind the VPU's out_ready.
+  Instruction window_chunk_store(const WindowChunk& chunk, int64_t result, int yt, int64_t out_w, const VectorRings& r) {
+    const bool two_d = program_.tensors[static_cast<size_t>(yt)].shape.size() == 4;  // NCHW, else NCW
+    Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {chunk.batch, chunk.c0, chunk.oh0, 0},
+                                    {chunk.channels, chunk.rows, out_w})
+                              : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {chunk.batch, chunk.c0, 0},
+                                    {chunk.channels, out_w});
+    store.waits = {r.out_ready};
+    store.signals = {r.out_free};
+    return store;
+  }
   static std::vector<WindowChunk> window_chunks(const ConvGeometry& p, int64_t rows_per_chunk, int64_t channels_per_chunk) {
     const int64_t out_h = p.out_size.size() == 2 ? p.out_size[0] : 1;
     std::vector<WindowChunk> chunks;
@@ -1885,11 +1898,7 @@ class Emitter {
       }
       auto& tail = program_.body.back().instruction.signals;
       tail.push_back(r.out_ready);
-      Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
-                                : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
-      store.waits = {r.out_ready};
-      store.signals = {r.out_free};
-      pending.push_back(store);
+      pending.push_back(window_chunk_store(chunk, result, yt, out_w, r));
     }
     for (auto& in : pending) add(std::move(in));
   }
@@ -2193,11 +2202,7 @@ class Emitter {
         add(convert);
         activation(k.epilogue, result, out_type, rows, out_w, {r.out_ready});
       }
-      Instruction store = two_d ? dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, oh0, 0}, {ct, ht, out_w})
-                                : dma(Opcode::DmaStore, buf(Buffer::Unified, result), yt, {n, c0, 0}, {ct, out_w});
-      store.waits = {r.out_ready};
-      store.signals = {r.out_free};
-      pending.push_back(store);
+      pending.push_back(window_chunk_store(chunk, result, yt, out_w, r));
     }
     for (auto& in : pending) add(std::move(in));
   }

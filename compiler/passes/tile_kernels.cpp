@@ -276,7 +276,6 @@ AttentionBuffers attention_buffers(const AttentionKernel& k, const ArchConfig& a
   b.acc_bytes = b.acc_pv + 2 * b.acc_pv_slot;
   b.kv_slot = k_block * std::max(k.head_dim, k.value_dim) * e;
   b.kv_slots = arch.weight_buffer.bytes / std::max<int64_t>(b.kv_slot, 1);
-  b.wb_bytes = b.kv_slots * b.kv_slot;
   return b;
 }
 
@@ -330,19 +329,24 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   t.q_blocks = ceil_div(k.seq_q, qb);
   t.k_blocks = ceil_div(k.seq_k, kb);
   t.scores_on_chip = on_chip;
-  t.buffers = b;
   t.empty = t.partial = t.full = 0;
   t.last_block.assign(static_cast<size_t>(t.k_blocks), -1);
   int64_t widest = 0;  // the most key tiles one block of queries sees
+  // The partial tiles' masks, distinct by the queries' offset from the keys and the tile shape.
+  std::vector<AttentionTiling::MaskPattern> patterns;
   for (int64_t i = 0; i < t.q_blocks; ++i) {
     int64_t visible = 0;
     for (int64_t j = 0; j < t.k_blocks; ++j) {
-      const int64_t i0 = i * qb, j0 = j * kb;
-      const TileClass c = k.classify(i0, std::min(qb, k.seq_q - i0), j0, std::min(kb, k.seq_k - j0));
+      const int64_t i0 = i * qb, j0 = j * kb, rows = std::min(qb, k.seq_q - i0), cols = std::min(kb, k.seq_k - j0);
+      const TileClass c = k.classify(i0, rows, j0, cols);
       if (c != TileClass::Empty) t.last_block[static_cast<size_t>(j)] = i;
+      const AttentionTiling::MaskPattern p{i0 - j0, rows, cols};
       switch (c) {
         case TileClass::Empty: ++t.empty; break;
-        case TileClass::Partial: ++t.partial, ++visible; break;
+        case TileClass::Partial:
+          ++t.partial, ++visible;
+          if (std::find(patterns.begin(), patterns.end(), p) == patterns.end()) patterns.push_back(p);
+          break;
         case TileClass::Full: ++t.full, ++visible; break;
       }
     }
@@ -357,17 +361,6 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   }
   // Partial tiles' masks: built once each when there are few distinct ones and they fit.
   t.mask_patterns.clear();
-  std::vector<AttentionTiling::MaskPattern> patterns;
-  for (int64_t i0 = 0; i0 < k.seq_q; i0 += qb) {
-    for (int64_t j0 = 0; j0 < k.seq_k; j0 += kb) {
-      const int64_t rows = std::min(qb, k.seq_q - i0), cols = std::min(kb, k.seq_k - j0);
-      const AttentionTiling::MaskPattern p{i0 - j0, rows, cols};
-      if (k.classify(i0, rows, j0, cols) == TileClass::Partial &&
-          std::find(patterns.begin(), patterns.end(), p) == patterns.end()) {
-        patterns.push_back(p);
-      }
-    }
-  }
   constexpr size_t kMaxMaskPatterns = 4;
   const int64_t pattern_bytes = qb * kb * 4;
   if (!patterns.empty() && patterns.size() <= kMaxMaskPatterns &&
@@ -376,6 +369,7 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
     t.patterns_base = b.ub_bytes;
     b.ub_bytes += static_cast<int64_t>(patterns.size()) * pattern_bytes;
   }
+  t.buffers = b;
   // Key and value tiles: each block of queries sees one run of key tiles, and the runs move
   // forward, so a ring holding the widest run keeps every tile from its first use to its last
   // (two more slots let the next tiles load early). Otherwise stream them through two slots.
