@@ -4,8 +4,11 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 
 namespace tpusim::yaml_text {
 
@@ -77,27 +80,111 @@ std::string yaml_error_hint(const std::string& message) {
   }
   return "";
 }
+
+// Counts the documents of a YAML stream from the parser's events, stopping at the first
+// document whose root is empty. yaml-cpp 0.7's YAML::LoadAll does not stop there: on some
+// malformed input (a lone ',') the parser reports an empty document forever without consuming
+// any text, and LoadAll collects them until memory runs out (fixed upstream after 0.7, in
+// jbeder/yaml-cpp#1319). An empty document ends the stream here, as it does upstream now.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  struct Document {
+    YAML::Mark root;  // where its root node starts
+    bool empty_root = true;
+  };
+
+  // Every non-empty document, in order.
+  static std::vector<Document> count(const std::string& text) {
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    std::vector<Document> documents;
+    DocumentCounter counter;
+    while (true) {
+      counter.current_ = Document{};
+      counter.events_ = 0;
+      if (!parser.HandleNextDocument(counter) || counter.current_.empty_root) break;
+      documents.push_back(counter.current_);
+    }
+    return documents;
+  }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark, false); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark, true); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark, true);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark, true);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark, true);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  // The first node event of a document is its root.
+  void node(const YAML::Mark& mark, bool has_content) {
+    if (events_++ > 0) return;
+    current_.root = mark;
+    current_.empty_root = !has_content;
+  }
+
+  Document current_;
+  int64_t events_ = 0;
+};
+
+// The line and column (1-based) of the first character that is not blank, in a comment or a
+// bare document marker ('---', '...'); {0, 0} when there is none.
+std::pair<int, int> first_content(std::string_view text) {
+  int line = 1;
+  while (!text.empty()) {
+    size_t end = std::min(text.find('\n'), text.size());
+    std::string_view row = text.substr(0, end);
+    row = row.substr(0, std::min(row.find('#'), row.size()));
+    std::string_view content = trim(row);
+    if (!content.empty() && content != "---" && content != "...") {
+      return {line, static_cast<int>(row.find(content.front())) + 1};
+    }
+    text.remove_prefix(std::min(end + 1, text.size()));
+    ++line;
+  }
+  return {0, 0};
+}
+
 }  // namespace
 
 YAML::Node load_single_document(const std::string& text, const std::string& file_name,
                                 const std::string& empty_message) {
-  std::vector<YAML::Node> documents;
+  std::vector<DocumentCounter::Document> documents;
+  YAML::Node first;
   try {
-    documents = YAML::LoadAll(text);
+    documents = DocumentCounter::count(text);
+    if (!documents.empty()) first = YAML::Load(text);  // the first document only
+  } catch (const YAML::DeepRecursion& e) {
+    throw Error(SourceLocation{file_name, e.mark.line + 1, e.mark.column + 1, ""},
+                "malformed YAML: nested more than 2000 levels deep (a description needs only a few)");
   } catch (const YAML::Exception& e) {
     throw Error(SourceLocation{file_name, e.mark.line + 1, e.mark.column + 1, ""},
                 "malformed YAML: " + e.msg + yaml_error_hint(e.msg));
   }
-  if (documents.empty() || (documents.size() == 1 && documents[0].IsNull())) {
+  if (documents.empty() || first.IsNull()) {
+    // Text that is neither blank nor a comment but holds no document is not YAML at all.
+    if (auto [line, column] = first_content(text); line > 0) {
+      throw Error(SourceLocation{file_name, line, column, ""},
+                  "malformed YAML: no value here; a description is a mapping of 'key: value' lines");
+    }
     throw Error(SourceLocation{file_name, 1, 1, ""}, empty_message);
   }
   if (documents.size() > 1) {
-    YAML::Mark mark = documents[1].Mark();
+    const YAML::Mark& mark = documents[1].root;
     throw Error(SourceLocation{file_name, mark.line + 1, mark.column + 1, ""},
                 fmt::format("expected one YAML document, found {}; remove the extra '---' sections",
                             documents.size()));
   }
-  return documents[0];
+  return first;
 }
 
 const std::string& scalar_text(const LocatedNode& node, std::string_view expected) {

@@ -163,6 +163,8 @@ TEST_CASE("files that are not a config at all", "[arch][errors]") {
         "1:1: error: the file is empty; an arch config needs at least mxu.rows, mxu.cols, the "
         "bytes of unified_buffer, weight_buffer and accumulator, and dram.bytes_per_cycle (see "
         "examples/arch/teach-4x4.yaml)");
+  CHECK(file_error("only_comma") ==
+        "1:1: error: malformed YAML: no value here; a description is a mapping of 'key: value' lines");
   CHECK(file_error("top_level_sequence") ==
         "2:1: error: the top level must be a mapping of sections (name, mxu, unified_buffer, "
         "weight_buffer, accumulator, vpu, dram), got a sequence");

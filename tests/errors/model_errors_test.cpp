@@ -238,6 +238,16 @@ TEST_CASE("model: files that are not a model at all", "[model][errors]") {
   CHECK(file_error("empty") ==
         "1:1: error: the file is empty; a model needs at least inputs and layers (see "
         "examples/models/tiny-cnn.yaml)");
+  // yaml-cpp 0.7's LoadAll loops forever on a lone ',' (and its memory grows without bound).
+  CHECK(file_error("only_comma") ==
+        "1:1: error: malformed YAML: no value here; a description is a mapping of 'key: value' lines");
+  {
+    // 100,000 nested flow sequences: yaml-cpp's depth guard, named as such.
+    std::string path = test::make_temp_dir("deep") + "/deep.yaml";
+    test::write_text_file(path, "a: " + std::string(100000, '[') + "\n");
+    CHECK(load_error(path) ==
+          path + ":2:1: error: malformed YAML: nested more than 2000 levels deep (a description needs only a few)");
+  }
   CHECK(load_error("no/such/model.yaml") ==
         "no/such/model.yaml: error: cannot open file: no such file or directory");
   CHECK(load_error(models_dir()) ==
