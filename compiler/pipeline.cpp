@@ -17,7 +17,7 @@ std::vector<std::string> pass_names() {
   return {"infer-shapes", "unroll", "depthwise", "allocate", "tile", "emit"};
 }
 
-Graph load_model(const std::string& path) {
+Graph load_model(const std::string& path, const ResourceLimits& limits) {
   const std::string ext = std::filesystem::path(path).extension().string();
   if (ext == ".graph") return parse_graph([&] {
       std::ifstream in(path, std::ios::binary);
@@ -26,7 +26,7 @@ Graph load_model(const std::string& path) {
       text << in.rdbuf();
       return text.str();
     }(), path);
-  if (ext == ".yaml" || ext == ".yml") return load_model_yaml(path);
+  if (ext == ".yaml" || ext == ".yml") return load_model_yaml(path, limits);
   throw Error({path, 0, 0, ""}, "unknown model file type; give a model description (.yaml) or a graph (.graph)");
 }
 
@@ -113,11 +113,11 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
              [&] { return print_kernels(result.kernels, false); });
   passes.run("allocate", [&] { allocate_buffers(result.kernels, arch, options.lowering.on_chip); },
              [&] { return print_kernels(result.kernels, false); });
-  passes.run("tile", [&] { tile_kernels(result.kernels, arch); }, [&] { return print_kernels(result.kernels, true); });
+  passes.run("tile", [&] { tile_kernels(result.kernels, arch, options.limits.max_program_instructions); }, [&] { return print_kernels(result.kernels, true); });
   passes.run(
       "emit",
       [&] {
-        result.program = emit_program(result.kernels, arch, &result.tensor_of_value);
+        result.program = emit_program(result.kernels, arch, &result.tensor_of_value, options.limits.max_program_instructions);
         // The emitted program must verify: a failure here is a compiler bug, not user error.
         auto problems = verify_program(result.program, target_limits(arch));
         if (!problems.empty()) {

@@ -12,6 +12,7 @@
 #include "compiler/passes/passes.h"
 #include "ir/graph.h"
 #include "ir/program.h"
+#include "ir/resource_limits.h"
 #include "simulator/arch.h"
 
 namespace tpusim {
@@ -26,6 +27,8 @@ struct CompileOptions {
   std::optional<DType> model_type;
   std::vector<std::string> print_after;  // pass names; their output goes to `log`
   bool time_passes = false;
+  // limits.max_program_instructions bounds the program (checked when tiling, before emitting).
+  ResourceLimits limits;
   // When set, --print-after and --time-passes output is written here as each pass finishes
   // (so it is not lost when a later pass fails) instead of collected in CompileResult::log.
   std::ostream* log_stream = nullptr;
@@ -51,7 +54,8 @@ void prepare_graph(Graph& graph, const CompileOptions& options);
 void retype_graph(Graph& graph, DType type);
 
 // Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
-// graph IR's text form).
-Graph load_model(const std::string& path);
+// graph IR's text form). A YAML model whose inputs and weights need more than
+// limits.max_memory_bytes is refused before any of their data is made.
+Graph load_model(const std::string& path, const ResourceLimits& limits = {});
 
 }  // namespace tpusim
