@@ -14,7 +14,7 @@ cases=(
   "run $d/linear_out_features_2e62.yaml --arch teach-4x4"
   "run $d/conv_kernel_2e62.yaml --arch teach-4x4"
   "run $d/input_shape_2e32_cubed.yaml --arch teach-4x4"
-  "run $d/input_shape_2e32_cubed.graph --arch teach-4x4"
+  "run $d/input_shape_2e9_cubed.graph --arch teach-4x4"
   "run $d/linear_on_1e9_by_1e9.yaml --arch teach-4x4"
   "run $d/conv_on_1e9_by_1e9.yaml --arch teach-4x4"
   "run $d/weights_100_gib.yaml --arch teach-4x4"

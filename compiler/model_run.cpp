@@ -20,7 +20,7 @@ std::vector<std::optional<HostTensor>> place_model_inputs(const CompileResult& c
     if (value.kind != ValueKind::Input) continue;
     std::string path = inputs_dir.empty() ? "" : inputs_dir + "/" + value.name + ".npy";
     if (path.empty() || !std::filesystem::exists(path)) continue;
-    HostTensor t = read_npy(path);
+    HostTensor t = read_npy(path, value.element_count() * dtype_size(value.dtype));
     if (t.dtype != value.dtype || t.shape != value.shape) {
       throw Error({path, 0, 0, ""}, fmt::format("holds {} [{}] but input '{}' of the model is {} [{}]; write the file with that "
                                                 "shape and type", dtype_name(t.dtype), fmt::join(t.shape, ","), value.name,

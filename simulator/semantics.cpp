@@ -474,7 +474,7 @@ void load_program_inputs(const Program& program, const std::string& directory, u
     }
     std::string path = directory.empty() ? std::string() : directory + "/" + decl.name + ".npy";
     if (!path.empty() && std::filesystem::exists(path)) {
-      HostTensor t = read_npy(path);
+      HostTensor t = read_npy(path, decl.byte_size());
       if (t.dtype != decl.dtype || t.shape != decl.shape) {
         throw Error({path, 0, 0, ""},
                     fmt::format("holds {} [{}] but the program declares tensor '{}' as {} [{}] "

@@ -357,6 +357,8 @@ class ModelBuilder {
     graph_.file = file_;
   }
 
+  static int64_t graph_value_bytes(const Value& v) { return v.element_count() * dtype_size(v.dtype); }
+
   // Counts the bytes of an input or weight against the memory limit, before any of its data
   // is generated or read: a run holds all of them (docs/limits.md).
   void count_data(const Value& v) {
@@ -647,7 +649,7 @@ int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
     }
     HostTensor tensor;
     try {
-      tensor = read_npy(path.string());
+      tensor = read_npy(path.string(), graph_value_bytes(v));
     } catch (const Error& e) {
       file->fail(fmt::format("cannot read '{}': {}", text, e.message()));
     }

@@ -6,6 +6,7 @@
 // `bench/limits_regressions.sh` prints how long each takes.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <string>
 
 #include "compiler/pipeline.h"
@@ -82,8 +83,9 @@ TEST_CASE("limits: tensors of more than 2^48 elements are refused where they are
   CHECK(bounded_error("run " + kDir + "tensor_1e27.tpu --arch teach-4x4") ==
         kDir + "tensor_1e27.tpu:2:15: error: tensor 'A' of shape [1000000000, 1000000000, 1000000000] has more than "
                "2^48 elements, the most one tensor may have\n");
-  CHECK(bounded_error("run " + kDir + "input_shape_2e32_cubed.graph --arch teach-4x4") ==
-        kDir + "input_shape_2e32_cubed.graph:3:15: error: the tensor has more than 2^48 elements\n");
+  CHECK(bounded_error("run " + kDir + "input_shape_2e9_cubed.graph --arch teach-4x4") ==
+        kDir + "input_shape_2e9_cubed.graph:3:15: error: 'x' of shape [2000000000, 2000000000, 2000000000] has more "
+               "than 2^48 elements, the most one tensor may have\n");
 }
 
 TEST_CASE("limits: a run that needs more memory than --max-memory is refused before allocating", "[limits][errors]") {
@@ -192,4 +194,15 @@ TEST_CASE("limits: the tiling's instruction floor never refuses a program that f
     options.limits.max_program_instructions = size - 1;
     CHECK_THROWS_AS(compile_graph(graph, arch, options), Error);
   }
+}
+
+TEST_CASE("limits: an .npy file far larger than its tensor is refused before it is read", "[limits][errors]") {
+  // A sparse 8 GiB file where tiny-cnn's 192-byte input belongs: refused from its size alone.
+  std::string dir = test::make_temp_dir("limits-npy");
+  test::write_text_file(dir + "/image.npy", "");
+  std::filesystem::resize_file(dir + "/image.npy", std::uintmax_t{8} << 30);
+  CHECK(bounded_error("run examples/models/tiny-cnn.yaml --arch teach-4x4 --inputs " + dir) ==
+        dir + "/image.npy: error: is 8589934592 bytes, far more than the 192 bytes of data the tensor it is for holds; "
+              "check the path\n");
+  std::filesystem::remove_all(dir);
 }
