@@ -1,7 +1,9 @@
 // `tpusim run PROGRAM.tpu --arch A`: verify and simulate a program, print its report.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -58,12 +60,67 @@ SimulationOptions simulation_options(const RunOptions& o) {
   return options;
 }
 
+// The check's results (ModelCheck) as JSON.
+nlohmann::ordered_json check_json(const ModelCheck& check) {
+  auto comparison = [](const Comparison& c) {
+    nlohmann::ordered_json j;
+    j["ok"] = c.ok;
+    j["bit_exact"] = c.bit_exact;
+    j["elements"] = c.elements;
+    j["mismatches"] = c.mismatches;
+    j["worst_abs_error"] = c.worst_abs_error;
+    // Infinite (an element outside a zero tolerance) has no JSON number: null.
+    j["worst_ratio_to_bound"] = std::isfinite(c.worst_ratio) ? nlohmann::ordered_json(c.worst_ratio) : nullptr;
+    j["worst_at"] = c.worst_where;
+    return j;
+  };
+  nlohmann::ordered_json j;
+  j["ok"] = check.ok;
+  j["kernels"] = {{"checked", check.kernels_checked}, {"bit_exact", check.kernels_bit_exact}, {"failed", check.kernels_failed}};
+  nlohmann::ordered_json kernels = nlohmann::ordered_json::array();
+  for (const KernelCheck& k : check.kernels) {
+    nlohmann::ordered_json one = comparison(k.comparison);
+    one["kernel"] = k.kernel;
+    one["ops"] = k.ops;
+    kernels.push_back(one);
+  }
+  j["kernel_results"] = kernels;
+  nlohmann::ordered_json outputs = nlohmann::ordered_json::array();
+  for (const OutputCheck& o : check.outputs) {
+    nlohmann::ordered_json one;
+    one["name"] = o.name;
+    one["type"] = std::string(dtype_name(o.type));
+    one["ok"] = o.ok;
+    if (is_float(o.type)) {
+      one["relative_rms_error"] = std::isfinite(o.relative_rms_error) ? nlohmann::ordered_json(o.relative_rms_error) : nullptr;
+      one["reference_relative_rms_error"] = o.reference_relative_rms_error;
+      one["bf16_roundings"] = o.bf16_roundings;
+      one["bound"] = o.bound;
+    } else {
+      one["bit_exact"] = o.reference.bit_exact;
+      one["elements"] = o.reference.elements;
+      one["mismatches"] = o.reference.mismatches;
+    }
+    outputs.push_back(one);
+  }
+  j["outputs"] = outputs;
+  return j;
+}
+
 // The simulator's JSON report with what the compiler decided that the report's numbers
-// depend on: for each attention op, its lowering and how many score tiles it computed.
-std::string model_report_json(const CompileResult& compiled, const std::string& report) {
+// depend on (for each attention op, its lowering and how many score tiles it computed), the
+// model's MACs (the graph's, and those of depthwise convolutions run on the VPU, which the
+// array's useful MACs leave out), and with --check its results.
+std::string model_report_json(const CompileResult& compiled, const std::string& report, const ModelCheck* check) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(report);
   nlohmann::ordered_json attention = nlohmann::ordered_json::array();
+  int64_t vpu_macs = 0;
   for (const auto& kernel : compiled.kernels.kernels) {
+    if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {
+      for (const Op& op : compiled.graph.ops) {
+        if (op.name == d->name) vpu_macs += op_macs(compiled.graph, op);
+      }
+    }
     const auto* a = std::get_if<AttentionKernel>(&kernel);
     if (!a) continue;
     const AttentionTiling& t = a->tiling;
@@ -79,7 +136,9 @@ std::string model_report_json(const CompileResult& compiled, const std::string& 
     if (a->lowering == AttentionLowering::Materialized) op["scores_on_chip"] = t.scores_on_chip;
     attention.push_back(op);
   }
+  j["model"] = {{"macs", graph_macs(compiled.graph)}, {"macs_on_vpu", vpu_macs}};
   if (!attention.empty()) j["attention"] = attention;
+  if (check) j["check"] = check_json(*check);
   return j.dump(2) + "\n";
 }
 
@@ -104,7 +163,11 @@ void run_model(const RunOptions& o) {
     std::cout << fmt::format("\n  model MACs {} (graph), {} useful MACs simulated\n", graph_macs(compiled.graph),
                              result.totals.useful_macs);
   }
-  if (!o.json.empty()) write_file(o.json, model_report_json(compiled, report_json(name, arch, result, options.fidelity)));
+  std::optional<ModelCheck> check;
+  if (o.check) check = check_model_outputs(compiled, given, state);
+  if (!o.json.empty()) {
+    write_file(o.json, model_report_json(compiled, report_json(name, arch, result, options.fidelity), check ? &*check : nullptr));
+  }
   if (!o.trace.empty()) write_file(o.trace, trace_json(compiled.program, result));
   if (!o.outputs.empty()) {
     std::filesystem::create_directories(o.outputs);
@@ -114,12 +177,11 @@ void run_model(const RunOptions& o) {
       write_npy(o.outputs + "/" + value.name + ".npy", HostTensor{value.dtype, value.shape, state.dram[static_cast<size_t>(t)]});
     }
   }
-  if (o.check) {
-    ModelCheck check = check_model_outputs(compiled, given, state);
-    std::cout << "\n" << check.text;
-    if (!check.ok) {
+  if (check) {
+    std::cout << "\n" << check->text;
+    if (!check->ok) {
       throw Error({o.program, 0, 0, ""}, "check failed: the simulated outputs differ from the reference implementation "
-                                         "(see above); this is a bug in tpusim's compiler or simulator");
+                                         "beyond their bounds (see above); this is a bug in tpusim's compiler or simulator");
     }
   }
 }
@@ -188,7 +250,8 @@ void register_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"pe", "fast"}));
   cmd->add_flag("--check", options->check,
                 "Programs: also run the reference interpreter and compare every output byte. Models: compare the "
-                "outputs with the reference implementation (int8 exact, bf16 within tolerance)");
+                "outputs with the reference implementation per kernel (int8 exact, floats within derived bounds) and end to end "
+                "(floats against an fp64 evaluation)");
   cmd->add_flag("--no-race-check", options->no_race_check, "Skip race detection (faster on huge programs)");
   cmd->add_option("--json", options->json, "Write the report as JSON to this file");
   cmd->add_option("--trace", options->trace, "Write a Perfetto/Chrome trace of every instruction to this file");

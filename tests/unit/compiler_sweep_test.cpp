@@ -1,7 +1,7 @@
 // The conv2d sweep: stride x padding x dilation x groups x odd sizes, compiled for a small
 // array with small buffers (so every K, N and M tiling path is taken), simulated, and compared
-// with the reference: int8 bit-exact, bf16 within the documented tolerance. Also checks the
-// report's MAC total equals the model's.
+// with the reference element by element: int8 bit-exact, bf16 within the derived bounds. Also
+// checks the report's MAC total equals the model's, and that the checks fail on a wrong element.
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -10,6 +10,7 @@
 #include "compiler/model_run.h"
 #include "compiler/pipeline.h"
 #include "compiler/reference.h"
+#include "compiler/reference_fp64.h"
 #include "simulator/simulator.h"
 #include "tpusim/version.h"
 
@@ -99,7 +100,7 @@ std::vector<int64_t> same_pads(int64_t stride, int64_t dilation) {
 
 }  // namespace
 
-TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within tolerance against direct convolution", "[compiler][sweep]") {
+TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within the derived bounds against direct convolution", "[compiler][sweep]") {
   int cases = 0;
   for (DType type : {DType::Int8, DType::BF16}) {
     ArchConfig arch = sweep_arch(type);
@@ -128,7 +129,20 @@ TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within tolerance against direct
               ModelCheck check = check_model_outputs(compiled, given, state);
               INFO(check.text);
               REQUIRE(check.ok);
-              if (type == DType::Int8) REQUIRE(check.text.find("bit-exact") != std::string::npos);
+              // One kernel (the conv, with its relu) compared element by element, and the output.
+              REQUIRE(check.kernels_checked == 1);
+              REQUIRE(check.kernels.size() == 1);
+              CHECK(check.kernels[0].comparison.elements ==
+                    compiled.graph.values[static_cast<size_t>(compiled.graph.outputs[0])].element_count());
+              CHECK(check.kernels[0].comparison.mismatches == 0);
+              REQUIRE(check.outputs.size() == 1);
+              CHECK(check.outputs[0].ok);
+              if (type == DType::Int8) {
+                CHECK(check.kernels_bit_exact == 1);
+                CHECK(check.outputs[0].reference.bit_exact);
+              } else {
+                CHECK(check.outputs[0].relative_rms_error <= check.outputs[0].bound);
+              }
               // Every multiply-accumulate of the model, on the MXU or (depthwise) the VPU.
               const bool on_vpu = std::holds_alternative<DepthwiseKernel>(compiled.kernels.kernels[0]);
               CHECK(result.totals.useful_macs == (on_vpu ? 0 : graph_macs(compiled.graph)));
@@ -140,6 +154,95 @@ TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within tolerance against direct
     }
   }
   CHECK(cases == 2 * 2 * 2 * (3 * 4 + 4));
+}
+
+// The checks fail when the simulator is wrong: one element of the simulated output changed
+// after the run, as a wrong simulator would have written it.
+TEST_CASE("the check fails on one wrong output element", "[compiler][sweep][check]") {
+  const ConvCase c{1, 1, 1, {1, 1, 1, 1}, "1"};
+  for (DType type : {DType::Int8, DType::BF16}) {
+    INFO(dtype_name(type));
+    ArchConfig arch = sweep_arch(type);
+    Graph graph = conv_graph(c, type, true);
+    CompileResult compiled = compile_graph(graph, arch, CompileOptions{});
+    MachineState state = make_machine_state(compiled.program, target_limits(arch));
+    auto given = place_model_inputs(compiled, "", 7, state);
+    simulate_program(compiled.program, arch, state);
+    const ModelCheck good = check_model_outputs(compiled, given, state);
+    REQUIRE(good.ok);
+    const int out = compiled.graph.outputs[0];
+    std::vector<uint8_t>& bytes = state.dram.at(static_cast<size_t>(compiled.tensor_of_value[static_cast<size_t>(out)]));
+    const std::vector<uint8_t> simulated = bytes;
+    auto check_fails_at = [&](int64_t element) {
+      ModelCheck bad = check_model_outputs(compiled, given, state);
+      INFO(bad.text);
+      CHECK(!bad.ok);
+      CHECK(bad.kernels_failed == 1);
+      REQUIRE(bad.kernels.size() == 1);
+      CHECK(bad.kernels[0].comparison.mismatches == 1);
+      CHECK(bad.kernels[0].comparison.worst_where ==
+            fmt::format("r[0, {}, {}, {}]", element / 63, element % 63 / 9, element % 9));
+      CHECK(bad.text.find("check: op conv: r: 1 of 378") != std::string::npos);
+    };
+    if (type == DType::Int8) {
+      // Off by one in one element.
+      const int64_t element = 100;
+      bytes[element] = static_cast<uint8_t>(static_cast<int8_t>(bytes[element]) == 127 ? 126 : bytes[element] + 1);
+      check_fails_at(element);
+      CHECK(!check_model_outputs(compiled, given, state).outputs[0].reference.bit_exact);
+      continue;
+    }
+    // bf16: the element's tolerance from the same bounds the check uses (the conv reads the
+    // graph's input, so the simulated inputs are `given`).
+    Fp64Options options;
+    options.bounds = true;
+    const Fp64Tensor exact = run_reference_fp64(compiled.graph, given, options)[static_cast<size_t>(out)];
+    const std::vector<double> tolerance = float_tolerance(exact, DType::BF16);
+    // The largest element in the lower half of its binade: two ulps there are more than its
+    // bound (one rounding of the output, 2^-7 of it, and a summation error far below that),
+    // but within the old flat rule's 2^-6 |want|.
+    int64_t element = -1;
+    double largest = 0;
+    for (int64_t i = 0; i < 378; ++i) {
+      const double x = load_element(DType::BF16, &simulated[static_cast<size_t>(2 * i)]);
+      int exponent = 0;
+      const double fraction = std::frexp(std::abs(x), &exponent);
+      if (fraction < 0.75 && std::abs(x) > largest) {
+        largest = std::abs(x);
+        element = i;
+      }
+    }
+    REQUIRE(element >= 0);
+    const size_t at = static_cast<size_t>(2 * element);
+    const double value = load_element(DType::BF16, &simulated[at]);
+    uint16_t bits = static_cast<uint16_t>(simulated[at] | simulated[at + 1] << 8);
+    auto set_bits = [&](uint16_t b) {
+      bytes[at] = static_cast<uint8_t>(b & 0xff);
+      bytes[at + 1] = static_cast<uint8_t>(b >> 8);
+      return std::abs(load_element(DType::BF16, &bytes[at]) - value);
+    };
+    // One ulp (the lowest mantissa bit): a rounding difference the bound must allow.
+    const double one_ulp = set_bits(bits ^ 1u);
+    CHECK(one_ulp <= tolerance[static_cast<size_t>(element)]);
+    CHECK(check_model_outputs(compiled, given, state).kernels_failed == 0);
+    // Two ulps: beyond the bound, within the old flat tolerance 2^-6 |want| + 2^-6 rms(want).
+    const double two_ulps = set_bits(bits ^ 2u);
+    CHECK(two_ulps > tolerance[static_cast<size_t>(element)]);
+    CHECK(two_ulps <= std::abs(value) / 64);
+    check_fails_at(element);
+    // Every element 6% off: far beyond the end-to-end bound of one rounding (2^-8) as well.
+    for (int64_t i = 0; i < 378; ++i) {
+      const size_t a = static_cast<size_t>(2 * i);
+      store_element(DType::BF16, &bytes[a], load_element(DType::BF16, &simulated[a]) * 1.0625);
+    }
+    ModelCheck scaled = check_model_outputs(compiled, given, state);
+    INFO(scaled.text);
+    REQUIRE(scaled.outputs.size() == 1);
+    CHECK(!scaled.outputs[0].ok);
+    CHECK(scaled.outputs[0].bf16_roundings == 1);
+    CHECK(scaled.outputs[0].relative_rms_error > scaled.outputs[0].bound);
+    CHECK(scaled.text.find("check failed end to end: r: relative RMS error") != std::string::npos);
+  }
 }
 
 TEST_CASE("materialized im2col moves about KH*KW/stride^2 times the activation bytes", "[compiler][im2col]") {
@@ -169,8 +272,8 @@ TEST_CASE("materialized im2col moves about KH*KW/stride^2 times the activation b
 
 namespace {
 
-// Compiles `yaml` for `arch`, simulates it at `fidelity`, returns the check text (requires ok).
-std::string compile_and_check(const std::string& yaml, const ArchConfig& arch, Fidelity fidelity) {
+// Compiles `yaml` for `arch`, simulates it at `fidelity`, returns the check (requires ok).
+ModelCheck compile_and_check(const std::string& yaml, const ArchConfig& arch, Fidelity fidelity) {
   Graph graph = parse_model_yaml(yaml, "model.yaml");
   CompileResult compiled = compile_graph(graph, arch, CompileOptions{});
   MachineState state = make_machine_state(compiled.program, target_limits(arch));
@@ -181,7 +284,18 @@ std::string compile_and_check(const std::string& yaml, const ArchConfig& arch, F
   ModelCheck check = check_model_outputs(compiled, given, state);
   INFO(check.text);
   REQUIRE(check.ok);
-  return check.text;
+  REQUIRE(check.kernels_checked >= 1);
+  CHECK(check.kernels_failed == 0);
+  REQUIRE(check.outputs.size() == graph.outputs.size());
+  return check;
+}
+
+// Every kernel and every output bit-exact.
+void require_bit_exact(const ModelCheck& check) {
+  INFO(check.text);
+  CHECK(check.kernels_bit_exact == check.kernels_checked);
+  for (const KernelCheck& k : check.kernels) CHECK(k.comparison.bit_exact);
+  for (const OutputCheck& o : check.outputs) CHECK(o.reference.bit_exact);
 }
 
 }  // namespace
@@ -204,8 +318,16 @@ layers:
 outputs: [sq]
 )";
   for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
-    std::string text = compile_and_check(block, sweep_arch(DType::BF16), fidelity);
-    CHECK(text.find("all 8 kernels match the reference") != std::string::npos);
+    ModelCheck check = compile_and_check(block, sweep_arch(DType::BF16), fidelity);
+    CHECK(check.kernels_checked == 8);
+    std::vector<std::string> kernels;
+    for (const KernelCheck& k : check.kernels) {
+      kernels.push_back(k.kernel);
+      CHECK(k.comparison.elements > 0);
+      CHECK(k.comparison.mismatches == 0);
+    }
+    CHECK(kernels == std::vector<std::string>{"ln", "up", "act", "down", "res", "scores", "probs", "sq"});
+    CHECK(check.outputs[0].ok);
   }
 }
 
@@ -220,8 +342,9 @@ layers:
   - mul: {name: sq, inputs: [prod, prod]}
 outputs: [sq]
 )";
-  std::string text = compile_and_check(model, sweep_arch(DType::Int8), Fidelity::Fast);
-  CHECK(text.find("bit-exact") != std::string::npos);
+  ModelCheck check = compile_and_check(model, sweep_arch(DType::Int8), Fidelity::Fast);
+  CHECK(check.kernels_checked == 2);
+  require_bit_exact(check);
 }
 
 TEST_CASE("ops the compiler cannot lower are located errors", "[compiler]") {
@@ -279,8 +402,13 @@ outputs: [c]
   CHECK(compiled.tensor_of_value[static_cast<size_t>(a.output)] == -1);
   CHECK(compiled.tensor_of_value[static_cast<size_t>(b.output)] == -1);
   for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
-    std::string text = compile_and_check(chain, arch, fidelity);
-    CHECK(text.find("bit-exact") != std::string::npos);
+    ModelCheck check = compile_and_check(chain, arch, fidelity);
+    // The three convolutions are checked as one comparison: a's and b's outputs never leave
+    // the chip.
+    CHECK(check.kernels_checked == 1);
+    REQUIRE(check.kernels.size() == 1);
+    CHECK(check.kernels[0].ops == std::vector<std::string>{"a", "a.relu", "b", "b.relu", "c"});
+    require_bit_exact(check);
   }
 }
 
@@ -320,8 +448,9 @@ outputs: [c]
   CHECK(k.tiling.m_outer);
   CHECK(!k.tiling.weights_resident);  // 9 k-tiles x 3 n-tiles of weights do not fit 256 bytes
   for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
-    std::string text = compile_and_check(model, arch, fidelity);
-    CHECK(text.find("bit-exact") != std::string::npos);
+    ModelCheck check = compile_and_check(model, arch, fidelity);
+    CHECK(check.kernels_checked == 1);
+    require_bit_exact(check);
   }
 }
 

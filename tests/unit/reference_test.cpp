@@ -773,41 +773,47 @@ TEST_CASE("compare_tensors: integers are bit-exact", "[reference]") {
   CHECK(shape.message == "y: got int8[6], the reference is int8[2,3]");
 }
 
-TEST_CASE("compare_tensors: floats within rtol 2^-6 and atol 2^-6 * rms", "[reference]") {
-  // want [1, 2, 3, 4]: rms = sqrt(7.5), atol = 0.0428; at 2 the tolerance is 0.0740.
+TEST_CASE("compare_tensors: floats within their per-element tolerance", "[reference]") {
   HostTensor want = tensor_of(DType::BF16, {2, 2}, {1, 2, 3, 4});
-  Comparison close = compare_tensors(tensor_of(DType::BF16, {2, 2}, {1, 2.0625, 3, 4}), want, "y");
+  const std::vector<double> tolerance = {0.01, 0.1, 0, 0.5};
+  Comparison same = compare_tensors(want, want, "y", tolerance);
+  CHECK(same.ok);
+  CHECK(same.bit_exact);
+  CHECK(same.elements == 4);
+  CHECK(same.message == "y: all 4 bf16 elements are bit-exact");
+
+  // 2.0625 is 0.0625 off, 0.625 of its 0.1; 4.25 0.25 off, 0.5 of its 0.5: the closest is [0, 1].
+  Comparison close = compare_tensors(tensor_of(DType::BF16, {2, 2}, {1, 2.0625, 3, 4.25}), want, "y", tolerance);
   CHECK(close.ok);
-  CHECK(close.worst_abs_error == 0.0625);
-  CHECK(close.worst_rel_error == Approx(0.03125));
+  CHECK(!close.bit_exact);
+  CHECK(close.mismatches == 0);
+  CHECK(close.worst_abs_error == 0.25);
+  CHECK(close.worst_rel_error == Approx(0.0625));
+  CHECK(close.worst_ratio == Approx(0.625));
   CHECK(close.worst_where == "y[0, 1]");
+  CHECK(close.message ==
+        "y: all 4 bf16 elements within their derived bounds; the closest at 0.62 of its bound (2.0625 against 2, bound "
+        "0.1), at y[0, 1]");
 
-  Comparison far = compare_tensors(tensor_of(DType::BF16, {2, 2}, {1.0625, 2.25, 3, 4}), want, "y");
+  // 1.0078125 is within 0.01 (at 0.78 of it); 3.015625 against a zero tolerance fails.
+  Comparison far = compare_tensors(tensor_of(DType::BF16, {2, 2}, {1.0078125, 2, 3.015625, 4}), want, "y", tolerance);
   CHECK(!far.ok);
-  CHECK(far.mismatches == 2);           // 1.0625: 0.0625 > 0.0428 + 0.0156
-  CHECK(far.worst_where == "y[0, 1]");  // 0.25 is the furthest beyond its tolerance
-  CHECK_THAT(far.message,
-             Catch::StartsWith("y: 2 of 4 bf16 elements differ from the reference beyond "
-                               "|got - want| <= 2^-6 * |want| + 0.04279 (2^-6 * rms 2.739); "
-                               "worst at y[0, 1]: got 2.25, want 2 (abs error 0.25)"));
+  CHECK(far.mismatches == 1);
+  CHECK(far.worst_where == "y[1, 0]");
+  CHECK(std::isinf(far.worst_ratio));
+  CHECK(far.message ==
+        "y: 1 of 4 bf16 elements differ from the reference beyond their derived bounds; worst at y[1, 0]: got 3.015625, "
+        "want 3 (abs error 0.01562, bound 0)");
 
-  // Near zero the absolute term decides: rms = 70.7 gives atol = 1.105.
-  HostTensor spread = tensor_of(DType::FP32, {2}, {0, 100});
-  CHECK(compare_tensors(tensor_of(DType::FP32, {2}, {0.5, 100}), spread, "z").ok);
-  Comparison zero = compare_tensors(tensor_of(DType::FP32, {2}, {2, 100}), spread, "z");
-  CHECK(!zero.ok);
-  CHECK(zero.worst_where == "z[0]");
+  // No tolerance: floats must be bit-exact.
+  CHECK(!compare_tensors(tensor_of(DType::FP32, {2}, {0, 1e-30}), tensor_of(DType::FP32, {2}, {0, 0}), "0").ok);
+  CHECK(compare_tensors(tensor_of(DType::FP32, {2}, {0, 1}), tensor_of(DType::FP32, {2}, {0, 1}), "0").ok);
 
-  // NaN meets NaN; a NaN where a number is expected fails.
+  // NaN meets NaN; a NaN where a number is expected fails whatever the tolerance.
   const double nan = std::numeric_limits<double>::quiet_NaN();
   HostTensor with_nan = tensor_of(DType::FP32, {2}, {nan, 1});
   CHECK(compare_tensors(with_nan, with_nan, "n").ok);
-  Comparison missing = compare_tensors(with_nan, tensor_of(DType::FP32, {2}, {0, 1}), "n");
+  Comparison missing = compare_tensors(with_nan, tensor_of(DType::FP32, {2}, {0, 1}), "n", {1e9, 1e9});
   CHECK(!missing.ok);
   CHECK(missing.worst_where == "n[0]");
-
-  // All zeros: nothing but zeros passes.
-  HostTensor zeros = tensor_of(DType::FP32, {2}, {0, 0});
-  CHECK(compare_tensors(zeros, zeros, "0").ok);
-  CHECK(!compare_tensors(tensor_of(DType::FP32, {2}, {0, 1e-30}), zeros, "0").ok);
 }

@@ -1,0 +1,65 @@
+// The graph's float ops evaluated in double, with no intermediate rounding, and bounds on how
+// far an fp32 evaluation of them can be from that. `--check` uses both: the bounds are the
+// per-kernel float tolerance, and the double values are the end-to-end reference of a float
+// model (compiler/model_run.h).
+//
+// Each op means what compiler/reference.h says, evaluated in exact arithmetic (double, whose
+// own rounding is 2^29 times finer than fp32's). A value's `bound[i]` is a bound on
+// |v - values[i]| for the fp32 result v of any evaluation that follows the arithmetic contract:
+// the reference's and the lowering's alike (sums in any order or tree, x / s as x * (1/s),
+// flash attention's running max and rescaling, probabilities rounded to bf16 before P · v).
+// It is the bound before v is stored in the value's type; inputs of an op are taken as stored.
+// The derivation of every op's bound is in docs/numerics.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "simulator/npy.h"
+
+namespace tpusim {
+
+struct Fp64Tensor {
+  std::vector<double> values;  // row-major in the value's shape
+  std::vector<double> bound;   // with bounds: per element, as above (empty otherwise)
+  // False when the op only selects or moves stored values (relu, max, reshape, ...): the
+  // result needs no rounding of its own.
+  bool rounds = true;
+};
+
+struct Fp64Options {
+  bool bounds = false;  // also compute Fp64Tensor::bound
+  // Attention ops by name: into how many blocks of keys a query row's softmax is split (flash
+  // attention rescales its running sums once per block). Missing: 1.
+  std::map<std::string, int64_t> attention_key_blocks;
+};
+
+// The graph's outputs in double, indexed by value index (other values are released once their
+// last reader has run and come back empty). `given` as for run_reference (inputs and weights
+// by value index, bf16 or fp32). Expects a graph run_reference accepts (it checks the shapes
+// and types); an op on integers is an internal error here.
+std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector<std::optional<HostTensor>>& given,
+                                           const Fp64Options& options = {});
+
+// Whether every op of the graph computes on floats (what run_reference_fp64 takes).
+bool is_float_graph(const Graph& graph);
+
+// The per-element tolerance for comparing two fp32 evaluations of a value of `type` that are
+// each within `exact.bound` of exact.values and then stored in `type` (rounded to nearest):
+//   |got - want| <= (2 B + 2 u_t (|x| + B)) (1 + 2^-20) + 2^-133
+// with x the exact value, B its bound, u_t the unit roundoff of the type (bf16 2^-8, fp32 0:
+// B already includes fp32's rounding). An op that does not round gets 2 B (1 + 2^-20): zero
+// on exact inputs, so such a result must be bit-exact.
+std::vector<double> float_tolerance(const Fp64Tensor& exact, DType type);
+
+// Rounding to bf16 on the longest path from the graph's inputs to `value`: the ops whose
+// result is stored as bf16 and is not exact (conv, linear, matmul, add, mul, gelu, the average
+// pools, softmax, layernorm), attention counting twice (its probabilities are rounded to bf16
+// for P · v). See docs/cli.md for how the end-to-end float check uses it.
+int64_t bf16_roundings_on_longest_path(const Graph& graph, int value);
+
+}  // namespace tpusim
