@@ -18,6 +18,7 @@
 
 using namespace tpusim;
 using test::require_bit_exact;
+using test::run_with_json;
 using test::run_tpusim;
 
 namespace {
@@ -59,15 +60,6 @@ int64_t dram_bytes(const nlohmann::json& report) {
          report["totals"]["bytes"]["dram"]["written"].get<int64_t>();
 }
 
-// Runs `arguments` with --json and returns the JSON report (the text report is in `r`).
-nlohmann::json run_with_json(const std::string& arguments, test::CommandResult& r) {
-  std::string dir = test::make_temp_dir("model-json");
-  r = run_tpusim(arguments + " --json " + dir + "/report.json");
-  INFO(arguments << "\n" << r.err);
-  REQUIRE(r.exit_code == 0);
-  return nlohmann::json::parse(test::read_text_file(dir + "/report.json"));
-}
-
 struct ModelRun {
   std::string model, arch, fidelity;
 };
@@ -85,7 +77,7 @@ TEST_CASE("models: compiled, simulated and bit-exact with the reference", "[mode
     DYNAMIC_SECTION(run.model << " on " << run.arch << " at fidelity " << run.fidelity) {
       test::CommandResult r;
       auto json = run_with_json("run " + run.model + " --arch " + run.arch + " --check --fidelity " + run.fidelity, r);
-      require_bit_exact(r);
+      require_bit_exact(r, json);
 
       // Every MAC of the graph is simulated, and no other.
       Graph graph = load(run.model);
@@ -93,6 +85,9 @@ TEST_CASE("models: compiled, simulated and bit-exact with the reference", "[mode
       CHECK(macs.graph == graph_macs(graph));
       CHECK(macs.simulated == macs.graph);
       CHECK(json["totals"]["macs"]["useful"].get<int64_t>() == macs.simulated);
+      const test::ReportMacs report = test::report_macs(json);
+      CHECK(report.graph == macs.graph);
+      CHECK(report.on_vpu + report.useful == report.graph);
       // Useful MACs never exceed what the mapped (padded) tiles occupied.
       CHECK(json["totals"]["macs"]["useful"].get<int64_t>() <= json["totals"]["macs"]["mapped"].get<int64_t>());
       CHECK(json["totals"]["mapping_efficiency"].get<double>() <= 1.0);
@@ -133,16 +128,20 @@ TEST_CASE("models: a depthwise convolution on the VPU is not counted as array MA
 
   for (const std::string arch : {"teach-4x4", "edge-32x32"}) {
     DYNAMIC_SECTION(arch) {
-      auto r = run_tpusim("run " + model + " --arch " + arch + " --check --depthwise vpu");
-      require_bit_exact(r);
+      test::CommandResult r;
+      auto json = run_with_json("run " + model + " --arch " + arch + " --check --depthwise vpu", r);
+      require_bit_exact(r, json);
       CHECK(r.out.find("-> VPU (forced by --depthwise)") != std::string::npos);
       MacsLine macs = macs_line(r.out);
       CHECK(macs.graph == graph_macs(graph));
       CHECK(macs.graph - macs.simulated == depthwise_macs);
+      CHECK(test::report_macs(json).on_vpu == depthwise_macs);
 
       // Forced onto the MXU, every MAC is the array's again.
-      auto mxu = run_tpusim("run " + model + " --arch " + arch + " --check --depthwise mxu");
-      require_bit_exact(mxu);
+      test::CommandResult mxu;
+      auto mxu_json = run_with_json("run " + model + " --arch " + arch + " --check --depthwise mxu", mxu);
+      require_bit_exact(mxu, mxu_json);
+      CHECK(test::report_macs(mxu_json).on_vpu == 0);
       MacsLine mxu_macs = macs_line(mxu.out);
       CHECK(mxu_macs.simulated == mxu_macs.graph);
     }
@@ -168,7 +167,7 @@ TEST_CASE("models: materialized im2col moves more DRAM bytes than im2col in the 
       for (const std::string mode : {"buffer", "dma", "materialize"}) {
         test::CommandResult r;
         auto json = run_with_json("run " + run.model + " --arch " + run.arch + " --check --im2col " + mode, r);
-        require_bit_exact(r);
+        require_bit_exact(r, json);
         bytes[mode] = dram_bytes(json);
         MacsLine macs = macs_line(r.out);
         CHECK(macs.simulated == macs.graph);
@@ -188,7 +187,17 @@ TEST_CASE("models: the teaching attention passes --check with both lowerings on 
       test::CommandResult r;
       nlohmann::json report = run_with_json("run " + model + " --check --attention " + lowering, r);
       INFO(r.out);
-      CHECK(r.out.find("check: all 4 kernels match the reference on their simulated inputs") != std::string::npos);
+      // Every kernel compared element by element (q, k, v and the attention), the output within
+      // its end-to-end bound of the fp64 evaluation.
+      REQUIRE(report.contains("check"));
+      const auto& check = report["check"];
+      CHECK(check["ok"] == true);
+      CHECK(check["kernels"]["checked"] == 4);
+      CHECK(check["kernels"]["failed"] == 0);
+      for (const auto& k : check["kernel_results"]) CHECK(k["mismatches"] == 0);
+      REQUIRE(check["outputs"].size() == 1);
+      CHECK(check["outputs"][0]["ok"] == true);
+      CHECK(check["outputs"][0]["relative_rms_error"].get<double>() <= check["outputs"][0]["bound"].get<double>());
       CHECK(r.out.find("attention, " + lowering + ": score tiles 4x4 per head, 3 computed of 4 (1 full, 2 partial), 1 "
                        "empty skipped") != std::string::npos);
       // The JSON report says the same.
@@ -203,4 +212,31 @@ TEST_CASE("models: the teaching attention passes --check with both lowerings on 
       CHECK(macs.graph - macs.simulated == 2 * 4 * 4 * 4);
     }
   }
+}
+
+// The helper the model suites rely on reads counts, so a check with one kernel or one output
+// that is not bit-exact (or no check at all) is reported, even though its text says "bit-exact".
+TEST_CASE("models: the bit-exact helper fails on a check that is not bit-exact", "[model][run][check]") {
+  test::CommandResult r;
+  nlohmann::json good = run_with_json("run examples/models/tiny-cnn.yaml --arch teach-4x4 -q --check", r);
+  CHECK(test::bit_exact_problems(good) == "");
+
+  nlohmann::json kernel = good;
+  kernel["check"]["kernels"]["bit_exact"] = kernel["check"]["kernels"]["checked"].get<int64_t>() - 1;
+  kernel["check"]["kernel_results"][1]["bit_exact"] = false;
+  CHECK(test::bit_exact_problems(kernel) == "6 of 7 kernels bit-exact\nkernel dw is not bit-exact\n");
+
+  nlohmann::json output = good;
+  output["check"]["outputs"][0]["bit_exact"] = false;
+  CHECK(test::bit_exact_problems(output) == "output fc is not bit-exact\n");
+
+  nlohmann::json none = good;
+  none["check"]["kernels"]["checked"] = 0;
+  none["check"]["kernels"]["bit_exact"] = 0;
+  none["check"]["kernel_results"] = nlohmann::json::array();
+  none["check"]["outputs"] = nlohmann::json::array();
+  CHECK(test::bit_exact_problems(none) == "no kernel was checked\nno output was checked\n");
+
+  nlohmann::json unchecked = run_with_json("run examples/models/tiny-cnn.yaml --arch teach-4x4 -q", r);
+  CHECK(test::bit_exact_problems(unchecked) == "the report has no check (run with --check)\n");
 }

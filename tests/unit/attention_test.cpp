@@ -40,22 +40,44 @@ CompileOptions with_lowering(AttentionLowering lowering) {
 struct Run {
   CompileResult compiled;
   SimulationResult result;
-  std::string check;
+  MachineState state;
+  std::vector<std::optional<HostTensor>> given;
+  ModelCheck check;
 };
+
+// The attention op's kernel check: its simulated output against the reference run on the
+// simulated q, k, v (and mask), element by element within the derived float bound.
+const KernelCheck& attention_check(const ModelCheck& check) {
+  for (const KernelCheck& k : check.kernels) {
+    if (k.kernel == "attn") return k;
+  }
+  FAIL("no check of the attention kernel");
+  throw 0;
+}
 
 Run compile_and_run(const std::string& yaml, const ArchConfig& arch, AttentionLowering lowering,
                     Fidelity fidelity = Fidelity::Fast) {
   Run run;
   run.compiled = compile_graph(parse_model_yaml(yaml, "attention.yaml"), arch, with_lowering(lowering));
-  MachineState state = make_machine_state(run.compiled.program, target_limits(arch));
-  auto given = place_model_inputs(run.compiled, "", 5, state);
+  run.state = make_machine_state(run.compiled.program, target_limits(arch));
+  run.given = place_model_inputs(run.compiled, "", 5, run.state);
   SimulationOptions options;
   options.fidelity = fidelity;
-  run.result = simulate_program(run.compiled.program, arch, state, options);
-  ModelCheck check = check_model_outputs(run.compiled, given, state);
-  run.check = check.text;
-  INFO(check.text);
-  REQUIRE(check.ok);
+  run.result = simulate_program(run.compiled.program, arch, run.state, options);
+  run.check = check_model_outputs(run.compiled, run.given, run.state);
+  INFO(run.check.text);
+  REQUIRE(run.check.ok);
+  // Every element of the attention output compared, none outside its bound; the output end
+  // to end within its bound of the fp64 evaluation.
+  const Graph& g = run.compiled.graph;
+  const KernelCheck& attn = attention_check(run.check);
+  CHECK(attn.ops == std::vector<std::string>{"attn"});
+  CHECK(attn.comparison.elements == g.values[static_cast<size_t>(g.find_value("attn"))].element_count());
+  CHECK(attn.comparison.mismatches == 0);
+  CHECK(attn.comparison.worst_ratio <= 1);
+  REQUIRE(run.check.outputs.size() == 1);
+  CHECK(run.check.outputs[0].ok);
+  CHECK(run.check.outputs[0].relative_rms_error <= run.check.outputs[0].bound);
   return run;
 }
 
@@ -139,7 +161,8 @@ outputs: [attn]
         const char* wb = std::string(ub) == "8KiB" ? "512" : "64";
         DYNAMIC_SECTION(c.what << " / " << attention_lowering_name(lowering) << " / ub " << ub << " wb " << wb) {
           Run run = compile_and_run(c.yaml, small_arch(ub, wb), lowering);
-          CHECK(run.check.find("kernels match the reference") != std::string::npos);
+          CHECK(run.check.kernels_failed == 0);
+          CHECK(run.check.kernels_checked == static_cast<int64_t>(run.compiled.kernels.kernels.size()));
           const AttentionKernel& a = attention_kernel(run.compiled);
           if (lowering == AttentionLowering::Materialized) {
             // 8 KiB holds every case's scores; 1 KiB only the smaller ones.
@@ -150,6 +173,34 @@ outputs: [attn]
           }
         }
       }
+    }
+  }
+}
+
+TEST_CASE("the attention check fails on one wrong output element", "[compiler][attention][check]") {
+  // Causal, two heads: every output element is a weighted mean of value rows.
+  for (AttentionLowering lowering : {AttentionLowering::Flash, AttentionLowering::Materialized}) {
+    DYNAMIC_SECTION(attention_lowering_name(lowering)) {
+      Run run = compile_and_run(self_attention(1, 8, 8, 8, "heads: 2, causal: true"), small_arch("8KiB"), lowering);
+      const int attn = run.compiled.graph.find_value("attn");
+      std::vector<uint8_t>& bytes = run.state.dram.at(static_cast<size_t>(run.compiled.tensor_of_value[static_cast<size_t>(attn)]));
+      // [0, 5, 3] of [1, 8, 8]: its exponent's lowest bit flipped (the value halves or doubles).
+      const size_t at = static_cast<size_t>(2 * (5 * 8 + 3));
+      const std::vector<uint8_t> simulated = bytes;
+      const double value = load_element(DType::BF16, &bytes[at]);
+      REQUIRE(value != 0);
+      bytes[at] ^= 0x80;
+      ModelCheck bad = check_model_outputs(run.compiled, run.given, run.state);
+      INFO(bad.text);
+      CHECK(!bad.ok);
+      const KernelCheck& k = attention_check(bad);
+      CHECK(!k.comparison.ok);
+      CHECK(k.comparison.mismatches == 1);
+      CHECK(k.comparison.worst_where == "attn[0, 5, 3]");
+      // An eighth off (16 to 32 bf16 ulps) fails as well.
+      bytes = simulated;
+      store_element(DType::BF16, &bytes[at], value * 1.125);
+      CHECK(!check_model_outputs(run.compiled, run.given, run.state).ok);
     }
   }
 }
