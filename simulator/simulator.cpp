@@ -723,18 +723,19 @@ class MxuUnit {
         m_.use_port(mm.src_buffer, mm.src + t * mm.src_stride, mm.fed * element_);
         if (mm.os) m_.use_port(mm.top_buffer, mm.top + t * mm.top_stride, mm.out_cols * element_);
       }
-      // Accumulator writes: a row of out_cols values per cycle while outputs leave the array,
-      // charged to the bank of the vector whose first element is written this cycle.
+      // Accumulator writes: a row of out_cols values per cycle while outputs leave the array
+      // (outputs (0, 0) to (T-1, N-1): cycles s+R-1 to s+T+R+N-3), charged to the bank of the
+      // newest vector written in that cycle.
       if (mm.os) {
         const int64_t row = rows_ - 1 - (cycle - mm.drain_start);
         if (cycle >= mm.drain_start && row < mm.fed && row >= 0) {
           m_.use_port(Buffer::Accumulator, mm.dst + row * mm.dst_stride, mm.out_cols * 4);
         }
       } else {
-        const int64_t first = cycle - mm.start - (rows_ - 1);
-        if (first >= -(mm.out_cols - 1) && first < mm.count) {
-          const int64_t t0 = std::clamp<int64_t>(first, 0, mm.count - 1);
-          m_.use_port(Buffer::Accumulator, mm.dst + t0 * mm.dst_stride, mm.out_cols * 4);
+        const int64_t first = cycle - mm.start - (rows_ - 1);  // the vector at column 0
+        if (first >= 0 && first < mm.count + mm.out_cols - 1) {
+          const int64_t newest = std::min(first, mm.count - 1);
+          m_.use_port(Buffer::Accumulator, mm.dst + newest * mm.dst_stride, mm.out_cols * 4);
         }
       }
     }

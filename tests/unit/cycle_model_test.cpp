@@ -497,6 +497,31 @@ TEST_CASE("VPU: a bank whose port the MXU uses stalls the VPU (bank conflict)", 
   CHECK(run.cycles(Unit::Vpu, CycleCause::BankConflict) == last_injection + 1 - relu.begin);
 }
 
+TEST_CASE("the MXU writes the accumulator port while outputs leave the array", "[cycle-model]") {
+  // A 4x4 tile, T = 4: outputs (0, 0) to (3, 3) leave in cycles [s+R-1, s+T+R+N-3] = [7, 13],
+  // one row of 16 bytes per cycle, the whole accumulator port of teach-4x4. A VPU relu on
+  // other accumulators of that bank (8 vectors, one per cycle) loses every cycle of that window
+  // in which it tries to issue: it starts at 5 (before the window) or 9 (inside it), behind a
+  // one-vector copy whose interval is that cycle.
+  const int64_t s = 4, T = 4, R = 4, N = 4;
+  const int64_t first_write = ws_output_cycle(s, 0, 0, R), last_write = ws_matmul_done(s, T, R, N);
+  for (int64_t relu_start : {5, 9}) {
+    INFO("relu from cycle " << relu_start);
+    const std::string text =
+        "mxu.load_stationary src=wb[0] rows=4 cols=4 stride=4 label=\"load\"\n"
+        "mxu.matmul src=ub[0] stride=4 count=4 dst=acc[0] dst_stride=16 label=\"matmul\"\n"
+        "vpu.copy dst=ub[3072]:int8 src=ub[3072]:int8 cols=1 label=\"timer\"\n"
+        "vpu.relu dst=acc[1024]:int32 src=acc[1024]:int32 rows=8 cols=4 label=\"relu\"\n";
+    Run run = simulate_both(text, teach({fmt::format("vpu.convert.interval={}", relu_start)}), fill_operands);
+    REQUIRE(run.event("matmul").begin == s);
+    const Event& relu = run.event("relu");
+    REQUIRE(relu.begin == relu_start);
+    const int64_t conflicts = last_write - std::max(first_write, relu_start) + 1;
+    CHECK(run.cycles(Unit::Vpu, CycleCause::BankConflict) == conflicts);
+    CHECK(relu.end == vpu_done(relu_start, 8 + conflicts, 1, 2));
+  }
+}
+
 TEST_CASE("token visibility and stall causes across the units", "[cycle-model]") {
   // DMA -> MXU -> VPU -> DMA, each consumer starting the cycle after its producer completes.
   const std::string text =
