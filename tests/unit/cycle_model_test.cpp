@@ -377,7 +377,9 @@ TEST_CASE("ws: a tile waits for its bank to drain and the single-buffered period
 TEST_CASE("the bank-free cycle is when the array's own registers release the bank", "[cycle-model]") {
   // Feed T vectors of K rows tagged bank 0 into a bare PE array from cycle 0: bank_in_use(0)
   // stays true through cycle bank_free - 1 and is false after cycle bank_free, the first
-  // cycle the MXU lets a new tile shift into that bank.
+  // cycle the MXU lets a new tile shift into that bank. bank_needed(0), which the PE fidelity
+  // reads before a cycle, turns false one cycle earlier: after bank_free - 1, the last operand
+  // is in the last column with its last product made.
   for (const auto& [R, C, K, T] : std::vector<std::array<int, 4>>{{4, 4, 4, 1}, {6, 5, 3, 4}, {5, 7, 5, 2}}) {
     INFO("R=" << R << " C=" << C << " K=" << K << " T=" << T);
     SystolicArray array(R, C, DType::Int8, SystolicMode::Stationary);
@@ -391,6 +393,7 @@ TEST_CASE("the bank-free cycle is when the array's own registers release the ban
       }
       INFO("after cycle " << cycle);
       CHECK(array.bank_in_use(0) == (cycle < free_cycle));
+      CHECK(array.bank_needed(0) == (cycle < free_cycle - 1));
     }
   }
 }
