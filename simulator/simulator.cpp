@@ -12,6 +12,7 @@
 #include "simulator/hazard.h"
 #include "simulator/interpreter.h"
 #include "simulator/systolic_array.h"
+#include "simulator/timing_mutations.h"
 
 namespace tpusim {
 
@@ -434,26 +435,34 @@ MatmulResult fast_matmul_os(const InstructionInstance& instance, DType operand_t
 // Only the feeding of vectors (vector t of a matmul enters in the t-th cycle after its issue)
 // is the MXU's own sequencing at both fidelities.
 
-// The closed forms of the MXU's schedule, the fast fidelity's timing (s = issue cycle).
+// The closed forms of the MXU's schedule, the fast fidelity's timing (s = issue cycle). Each
+// carries its test-only offset (timing_mutations.h), zero in every normal run.
 struct MxuClosedForms {
   int64_t rows = 0, cols = 0;  // R, C
+  FastMxuTimingOffsets offset;
 
-  int64_t shift_end(int64_t s, int64_t K) const { return s + K; }
-  int64_t tile_ready(int64_t s, int64_t K) const { return s + K; }
-  int64_t load_done(int64_t s, int64_t K) const { return s + K - 1; }
-  int64_t stream_free(int64_t s, int64_t T) const { return s + T; }
-  int64_t matmul_done(int64_t s, int64_t T, int64_t N) const { return s + T + rows + N - 3; }
-  int64_t bank_free(int64_t s, int64_t T, int64_t K) const { return s + T + K + cols - 2; }
-  // The accumulator port is written in [outputs_begin, outputs_end] (output (0,0) to (T-1,N-1)).
-  int64_t outputs_begin(int64_t s) const { return s + rows - 1; }
-  int64_t outputs_end(int64_t s, int64_t T, int64_t N) const { return s + T + rows + N - 3; }
-  int64_t os_drain_start(int64_t s, int64_t T, int64_t M, int64_t N) const {
-    return s + T + M + N - 2;
+  int64_t shift_end(int64_t s, int64_t K) const { return s + K + offset.shift_end; }
+  int64_t tile_ready(int64_t s, int64_t K) const { return s + K + offset.tile_ready; }
+  int64_t load_done(int64_t s, int64_t K) const { return s + K - 1 + offset.load_done; }
+  int64_t stream_free(int64_t s, int64_t T) const { return s + T + offset.stream_free; }
+  int64_t matmul_done(int64_t s, int64_t T, int64_t N) const {
+    return s + T + rows + N - 3 + offset.matmul_done;
   }
-  int64_t os_done(int64_t drain_start) const { return drain_start + rows - 1; }
-  int64_t os_stream_free(int64_t done) const { return done + 1; }
+  int64_t bank_free(int64_t s, int64_t T, int64_t K) const {
+    return s + T + K + cols - 2 + offset.bank_free;
+  }
+  // The accumulator port is written in [outputs_begin, outputs_end] (output (0,0) to (T-1,N-1)).
+  int64_t outputs_begin(int64_t s) const { return s + rows - 1 + offset.outputs_begin; }
+  int64_t outputs_end(int64_t s, int64_t T, int64_t N) const {
+    return s + T + rows + N - 3 + offset.outputs_end;
+  }
+  int64_t os_drain_start(int64_t s, int64_t T, int64_t M, int64_t N) const {
+    return s + T + M + N - 2 + offset.os_drain_start;
+  }
+  int64_t os_done(int64_t drain_start) const { return drain_start + rows - 1 + offset.os_done; }
+  int64_t os_stream_free(int64_t done) const { return done + 1 + offset.os_stream_free; }
   int64_t os_row_written(int64_t drain_start, int64_t m) const {
-    return drain_start + rows - 1 - m;
+    return drain_start + rows - 1 - m + offset.os_row_written;
   }
 };
 
@@ -469,7 +478,7 @@ class MxuUnit {
           m.arch.mxu.dataflow == Dataflow::OutputStationary ? SystolicMode::OutputStationary : SystolicMode::Stationary);
       column_outputs_.assign(static_cast<size_t>(cols_), 0);
     } else {
-      closed_forms_ = {rows_, cols_};
+      closed_forms_ = {rows_, cols_, timing_mutations().fast_mxu};
     }
   }
 

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "ir/diagnostics.h"
+#include "simulator/timing_mutations.h"
 
 namespace tpusim {
 namespace {
@@ -165,9 +166,10 @@ class RegisterPlanes {
 };
 
 // The systolic data setup: lane i delays its input by i cycles, so that a vector enters the
-// array as a diagonal wavefront. Stored as a ring of `lanes` time slots, each a row of
-// `stride` lanes: insert() writes lane i into the slot i cycles ahead, the current slot is what
-// emerges this cycle, and advance() clears it for reuse. O(lanes) per cycle.
+// array as a diagonal wavefront. Stored as a ring of time slots, each a row of `stride` lanes:
+// insert() writes lane i into the slot i cycles ahead, the current slot is what emerges this
+// cycle, and advance() clears it for reuse. O(lanes) per cycle. `delay_fault` (tests only,
+// timing_mutations.h) adds to the delay of every lane but the first.
 template <class E>
 class SkewLine {
  public:
@@ -175,34 +177,35 @@ class SkewLine {
   using Tag = typename E::Tag;
 
   SkewLine() = default;
-  SkewLine(int lanes, int stride)
-      : lanes_(lanes),
+  SkewLine(int lanes, int stride, int delay_fault = 0)
+      : slots_(lanes + std::max(0, delay_fault)),
         stride_(stride),
-        operands_(static_cast<size_t>(lanes) * stride),
-        tags_(static_cast<size_t>(lanes) * stride, Tag{kInvalid}) {}
+        delay_fault_(delay_fault),
+        operands_(static_cast<size_t>(slots_) * stride),
+        tags_(static_cast<size_t>(slots_) * stride, Tag{kInvalid}) {}
 
   // Lanes 0..count-1 take the elements of `bytes` (little-endian operand elements).
   void insert(const uint8_t* bytes, int count, int tag) {
-    int slot = now_;
     for (int lane = 0; lane < count; ++lane) {
-      const size_t index = static_cast<size_t>(slot) * stride_ + lane;
+      const int delay = lane == 0 ? 0 : std::max(0, lane + delay_fault_);
+      const size_t index = static_cast<size_t>((now_ + delay) % slots_) * stride_ + lane;
       operands_[index] = E::load(bytes + lane * E::kOperandBytes);
       tags_[index] = static_cast<Tag>(tag);
-      if (++slot == lanes_) slot = 0;
     }
   }
   const Operand* emerging_operands() const { return &operands_[slot_start()]; }
   const Tag* emerging_tags() const { return &tags_[slot_start()]; }
   void advance() {
     std::fill_n(&tags_[slot_start()], stride_, Tag{kInvalid});
-    if (++now_ == lanes_) now_ = 0;
+    if (++now_ == slots_) now_ = 0;
   }
 
  private:
   size_t slot_start() const { return static_cast<size_t>(now_) * stride_; }
 
-  int lanes_ = 0;
+  int slots_ = 0;
   int stride_ = 0;
+  int delay_fault_ = 0;
   int now_ = 0;  // the slot emerging this cycle
   std::vector<Operand> operands_;
   std::vector<Tag> tags_;
@@ -241,16 +244,17 @@ class SystolicCore final : public SystolicArray::Core {
   using Tag = typename E::Tag;
   using Accumulator = typename E::Accumulator;
 
-  SystolicCore(int rows, int cols, SystolicMode mode)
+  SystolicCore(int rows, int cols, SystolicMode mode, const PeArrayFaults& faults)
       : rows_(rows),
         cols_(cols),
         blocks_((cols + kBlock - 1) / kBlock),
         padded_cols_(blocks_ * kBlock),
         moving_stride_(padded_cols_ + 1),
+        faults_(faults),
         moving_operand_(plane_size(moving_stride_)),
         moving_tag_(plane_size(moving_stride_)),
         sums_(plane_size(padded_cols_)),
-        row_skew_(rows, rows),
+        row_skew_(rows, rows, faults.skew),
         zero_row_(padded_cols_, Accumulator{0}),
         bottom_valid_(static_cast<size_t>(cols), 0) {
     if (mode == SystolicMode::Stationary) {
@@ -275,7 +279,7 @@ class SystolicCore final : public SystolicArray::Core {
       row_skew_.insert(feed, feed_rows, tag_for_bank(bank));
       operands_in_flight_[bank] += feed_rows;
     }
-    stage_from_chain();
+    const int chain_rows_shifting = stage_from_chain();
     const Operand* entering = row_skew_.emerging_operands();
     const Tag* entering_tags = row_skew_.emerging_tags();
     for (int r = 0; r < rows_; ++r) {
@@ -307,6 +311,11 @@ class SystolicCore final : public SystolicArray::Core {
                                bank));
       shift_weights(bank);
     }
+    // A faulty chain (tests only) shifts the first two rows of a tile in one cycle.
+    if (chain_rows_shifting == 2) {
+      stage_from_chain();
+      shift_weights(chain_bank_);
+    }
     bottom_ = sums_.current() + sum_row(rows_ - 1);
     update_empty();
   }
@@ -333,6 +342,9 @@ class SystolicCore final : public SystolicArray::Core {
     chain_rows_left_ = tile_rows;
     chain_.assign(static_cast<size_t>(tile_rows) * tile_cols * E::kOperandBytes, 0);
     std::copy_n(elements, chain_.size(), chain_.begin());
+    // Faults (tests only): one idle cycle first, or the first two rows in one cycle.
+    chain_delay_ = faults_.weight_shift > 0 ? faults_.weight_shift : 0;
+    chain_double_first_ = faults_.weight_shift < 0 && tile_rows >= 2;
     empty_ = tile_rows == 0 && empty_;
   }
 
@@ -423,14 +435,24 @@ class SystolicCore final : public SystolicArray::Core {
     weight_shift_staged_[bank] = false;
   }
 
-  // Stages this cycle's row of the queued tile, the last row first.
-  void stage_from_chain() {
-    if (chain_rows_left_ == 0) return;
+  // Stages this cycle's row of the queued tile, the last row first. Returns the rows the chain
+  // shifts in this cycle: 1, or 0 while it has none (or waits), or 2 for the faulty first cycle.
+  int stage_from_chain() {
+    if (chain_rows_left_ == 0) return 0;
+    if (chain_delay_ > 0) {
+      --chain_delay_;
+      return 0;
+    }
     --chain_rows_left_;
     stage_weight_row(
         chain_bank_,
         &chain_[static_cast<size_t>(chain_rows_left_) * chain_cols_ * E::kOperandBytes],
         chain_cols_);
+    if (chain_double_first_) {
+      chain_double_first_ = false;
+      return 2;
+    }
+    return 1;
   }
 
   void release_operand(Tag tag) {
@@ -525,9 +547,10 @@ class SystolicCore final : public SystolicArray::Core {
 
   int rows_;
   int cols_;
-  int blocks_;         // column blocks per row
-  int padded_cols_;    // blocks_ * kBlock: the row stride of sums, weights and top operands
-  int moving_stride_;  // padded_cols_ + 1: the entry slot, then one register per column
+  int blocks_;            // column blocks per row
+  int padded_cols_;       // blocks_ * kBlock: the row stride of sums, weights and top operands
+  int moving_stride_;     // padded_cols_ + 1: the entry slot, then one register per column
+  PeArrayFaults faults_;  // all zero outside the mutation tests
 
   // Both modes: the operand moving right (A, or L in os mode) and the partial sums P.
   RegisterPlanes<Operand> moving_operand_;
@@ -551,6 +574,8 @@ class SystolicCore final : public SystolicArray::Core {
   // The weight shift chain: the queued tile's bytes and the rows not shifted in yet.
   std::vector<uint8_t> chain_;
   int chain_bank_ = 0, chain_cols_ = 0, chain_rows_left_ = 0;
+  int chain_delay_ = 0;              // faulty chain: idle cycles before the first row
+  bool chain_double_first_ = false;  // faulty chain: two rows in the first cycle
 
   // Output-stationary mode: V per row (set once a pair met in the row), the operand moving
   // down (T) and its skew line.
@@ -568,12 +593,13 @@ SystolicArray::SystolicArray(int rows, int cols, DType operand_type, SystolicMod
     : rows_(rows), cols_(cols), operand_type_(operand_type), mode_(mode) {
   TPUSIM_CHECK(rows > 0 && cols > 0,
                fmt::format("SystolicArray: {}x{} is not a valid array size", rows, cols));
+  const PeArrayFaults faults = timing_mutations().pe_array;
   switch (operand_type) {
     case DType::Int8:
-      core_ = std::make_unique<SystolicCore<Int8Elements>>(rows, cols, mode);
+      core_ = std::make_unique<SystolicCore<Int8Elements>>(rows, cols, mode, faults);
       break;
     case DType::BF16:
-      core_ = std::make_unique<SystolicCore<BF16Elements>>(rows, cols, mode);
+      core_ = std::make_unique<SystolicCore<BF16Elements>>(rows, cols, mode, faults);
       break;
     default:
       TPUSIM_CHECK(false, fmt::format("SystolicArray: operand type {} is not int8 or bf16",
