@@ -53,6 +53,16 @@ void prepare_graph(Graph& graph, const CompileOptions& options);
 // files keep their type, so they are an error here.
 void retype_graph(Graph& graph, DType type);
 
+// What a file given on the command line is, by its extension.
+enum class InputKind : uint8_t {
+  ModelYaml,  // *.yaml, *.yml: the model format (docs/model-format.md)
+  Graph,      // *.graph: the graph IR's text form (docs/graph-format.md)
+  Program,    // *.tpu: a program (docs/program-format.md)
+};
+// An error naming the file for an extension tpusim does not read (an ONNX model, a SCALE-Sim
+// topology, anything else), saying what it does read.
+InputKind input_kind(const std::string& path);
+
 // Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
 // graph IR's text form). A YAML model whose inputs and weights need more than
 // limits.max_memory_bytes is refused before any of their data is made.

@@ -46,9 +46,17 @@ struct RunOptions {
   ResourceLimits limits;
 };
 
-bool is_model(const std::string& path) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  return ext == ".yaml" || ext == ".yml" || ext == ".graph";
+// An output file must be writable where it is asked for: checked before anything is simulated.
+void require_writable(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code error;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, error)) {
+    throw Error({path, 0, 0, ""}, fmt::format("{}: cannot write here: the directory '{}' does not exist", flag, parent.string()));
+  }
+  if (std::filesystem::is_directory(path, error)) {
+    throw Error({path, 0, 0, ""}, fmt::format("{}: is a directory; give a file name", flag));
+  }
 }
 
 SimulationOptions simulation_options(const RunOptions& o) {
@@ -192,7 +200,16 @@ void run(RunOptions& o) {
   if (!o.inputs.empty() && !std::filesystem::is_directory(o.inputs)) {
     throw Error({o.inputs, 0, 0, ""}, "--inputs: no such directory (give the directory that holds NAME.npy files)");
   }
-  if (is_model(o.program)) return run_model(o);
+  require_writable(o.json, "--json");
+  require_writable(o.trace, "--trace");
+  if (!o.outputs.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(o.outputs, error);
+    if (error || !std::filesystem::is_directory(o.outputs)) {
+      throw Error({o.outputs, 0, 0, ""}, "--outputs: cannot create this directory");
+    }
+  }
+  if (input_kind(o.program) != InputKind::Program) return run_model(o);
   ArchConfig arch = load_arch(o.arch, o.overrides);
   Program program = load_program(o.program);
   TargetLimits target = target_limits(arch);
