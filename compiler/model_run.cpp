@@ -10,6 +10,7 @@
 
 #include "compiler/reference.h"
 #include "compiler/reference_fp64.h"
+#include "ir/diagnostics.h"
 #include "ir/sizes.h"
 
 namespace tpusim {
@@ -185,14 +186,22 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
   for (const KernelCheck& k : check.kernels) {
     if (!k.comparison.bit_exact && (!closest || k.comparison.worst_ratio > closest->comparison.worst_ratio)) closest = &k;
   }
-  if (check.ok) {
-    check.text += fmt::format("  check: all {} kernels match the reference on their simulated inputs ({} bit-exact{}){}\n",
-                              check.kernels_checked, check.kernels_bit_exact,
+  const std::string closest_text =
+      !closest                       ? ""
+      : check.kernels_checked == 1 ? "; op " + closest->kernel + ": " + closest->comparison.message
+                                     : "; closest to its bound: op " + closest->kernel + ": " + closest->comparison.message;
+  if (check.ok && check.kernels_checked == 1) {
+    check.text += fmt::format("  check: the 1 kernel matches the reference on its simulated inputs ({}){}\n",
+                              check.kernels_bit_exact == 1 ? "bit-exact" : "within its float bounds", closest_text);
+  } else if (check.ok) {
+    check.text += fmt::format("  check: all {} match the reference on their simulated inputs ({} bit-exact{}){}\n",
+                              counted(check.kernels_checked, "kernel"), check.kernels_bit_exact,
                               check.kernels_bit_exact < check.kernels_checked ? ", the rest within their float bounds" : "",
-                              closest ? "; closest to its bound: op " + closest->kernel + ": " + closest->comparison.message : "");
+                              closest_text);
   } else {
-    check.text += fmt::format("  check: {} of {} kernels differ from the reference on their simulated inputs ({} bit-exact)\n",
-                              check.kernels_failed, check.kernels_checked, check.kernels_bit_exact);
+    check.text += fmt::format("  check: {} of {} {} from the reference on their simulated inputs ({} bit-exact)\n",
+                              check.kernels_failed, counted(check.kernels_checked, "kernel"),
+                              check.kernels_failed == 1 ? "differs" : "differ", check.kernels_bit_exact);
   }
   // End to end.
   std::vector<HostTensor> expected = run_reference(graph, given);
