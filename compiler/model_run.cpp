@@ -142,8 +142,6 @@ double relative_rms_error(const HostTensor& a, const std::vector<double>& b) {
 
 }  // namespace
 
-double end_to_end_bound(int64_t bf16_roundings) { return static_cast<double>(bf16_roundings) * 0x1p-8; }
-
 ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<std::optional<HostTensor>>& given,
                                const MachineState& state) {
   const Graph& graph = compiled.graph;
@@ -208,7 +206,7 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
   bool any_float = false;
   for (int v : graph.outputs) any_float |= is_float(graph.values[static_cast<size_t>(v)].dtype);
   std::vector<Fp64Tensor> exact;
-  if (any_float && is_float_graph(graph)) exact = run_reference_fp64(graph, given);
+  if (any_float) exact = run_reference_fp64(graph, given);
   for (int v : graph.outputs) {
     const Value& value = graph.values[static_cast<size_t>(v)];
     OutputCheck out;
@@ -220,18 +218,26 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
       out.ok = out.reference.ok;
       check.text += "  check: " + out.reference.message + "\n";
     } else {
-      TPUSIM_CHECK(!exact.empty(), "a float output of a graph that is not all floats");
-      const std::vector<double>& x = exact[static_cast<size_t>(v)].values;
+      const std::vector<double>& x = exact.at(static_cast<size_t>(v)).values;
+      TPUSIM_CHECK(static_cast<int64_t>(x.size()) == value.element_count(), "no fp64 evaluation of '" + value.name + "'");
       out.relative_rms_error = relative_rms_error(got, x);
       out.reference_relative_rms_error = relative_rms_error(expected[static_cast<size_t>(v)], x);
-      out.bf16_roundings = bf16_roundings_on_longest_path(graph, v);
-      out.bound = end_to_end_bound(out.bf16_roundings);
+      const EndToEndBound bound = end_to_end_bound(graph, v);
+      out.bf16_roundings = bound.bf16_roundings;
+      out.fp32_roundings = bound.fp32_roundings;
+      out.bound = bound.relative_rms;
       out.ok = out.relative_rms_error <= out.bound;
+      std::string roundings;
+      if (bound.bf16_roundings > 0) roundings = counted(bound.bf16_roundings, "bf16 rounding") + " x 2^-8";
+      if (bound.fp32_roundings > 0) {
+        roundings += (roundings.empty() ? "" : " + ") + counted(bound.fp32_roundings, "fp32 rounding") + " x 2^-24";
+      }
+      if (roundings.empty()) roundings = "no rounding";
       check.text += fmt::format(
           "  {}: {}: relative RMS error {:.3g} against the fp64 evaluation of the graph, {} the bound {:.3g} "
-          "({} bf16 roundings on the longest path x 2^-8); the fp32 reference's is {:.3g}\n",
+          "({} on the longest path); the fp32 reference's is {:.3g}\n",
           out.ok ? "end to end" : "check failed end to end", value.name, out.relative_rms_error, out.ok ? "within" : "beyond",
-          out.bound, out.bf16_roundings, out.reference_relative_rms_error);
+          out.bound, roundings, out.reference_relative_rms_error);
     }
     check.ok &= out.ok;
     check.outputs.push_back(std::move(out));

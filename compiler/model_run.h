@@ -41,10 +41,12 @@ struct OutputCheck {
   Comparison reference;
   // Float outputs: against the fp64 evaluation of the whole graph (same inputs and weights,
   // no intermediate rounding), as relative RMS errors ||got - exact|| / ||exact||; ok when the
-  // simulated output's is within `bound` = bf16_roundings * 2^-8 (docs/cli.md).
+  // simulated output's is within `bound` = bf16_roundings * 2^-8 + fp32_roundings * 2^-24
+  // (end_to_end_bound in compiler/reference_fp64.h, docs/numerics.md).
   double relative_rms_error = 0;
   double reference_relative_rms_error = 0;  // the fp32 reference's own, for comparison
-  int64_t bf16_roundings = 0;               // on the longest path from the inputs
+  int64_t bf16_roundings = 0;               // on the path where the bound is largest
+  int64_t fp32_roundings = 0;               // on the same path
   double bound = 0;
 };
 
@@ -64,9 +66,6 @@ struct ModelCheck {
 // checks are what holds each op to its definition; this one bounds the whole).
 ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<std::optional<HostTensor>>& given,
                                const MachineState& state);
-
-// The end-to-end relative RMS bound for a float output: `bf16_roundings` * 2^-8.
-double end_to_end_bound(int64_t bf16_roundings);
 
 // A per-op summary of the compiler's choices (tiling, depthwise strategy, fusion).
 std::string compile_summary(const CompileResult& compiled);

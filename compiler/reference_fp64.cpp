@@ -672,8 +672,8 @@ void run_op(Evaluation& ev, Fp64Tensor& out) {
   internal_error(__FILE__, __LINE__, "unknown op kind");
 }
 
-// Whether the op's result is rounded to its type (bf16 counts for the end-to-end bound).
-bool op_rounds(const Graph& graph, const Op& op) {
+// Whether the op's result is rounded to its type (the end-to-end bound counts it).
+bool op_rounds(const Op& op) {
   switch (op.kind) {
     case OpKind::Relu:
     case OpKind::Clip:
@@ -682,7 +682,36 @@ bool op_rounds(const Graph& graph, const Op& op) {
     case OpKind::Reshape:
     case OpKind::Transpose:
     case OpKind::Concat: return false;
-    default: return graph.values[static_cast<size_t>(op.output)].dtype == DType::BF16;
+    default: return true;
+  }
+}
+
+// For an op whose result is stored as fp32, the fp32 roundings one element of it goes through,
+// n: its sums' terms (the reduction length; both sums of layernorm and attention) and 16 for its
+// other steps (gelu's formula, exp's and tanh's 8 units, a normalization).
+int64_t fp32_roundings(const Graph& graph, const Op& op) {
+  const auto shape = [&](size_t k) -> const std::vector<int64_t>& {
+    return graph.values[static_cast<size_t>(op.inputs[k])].shape;
+  };
+  constexpr int64_t kSteps = 16;
+  const int64_t bias = op.inputs.size() > 2 ? 1 : 0;
+  switch (op.kind) {
+    case OpKind::Conv: return product(shape(1), 1, shape(1).size()) + bias;
+    case OpKind::Linear: return shape(1)[1] + bias;
+    case OpKind::MatMul: return shape(0).back();
+    case OpKind::Add:
+    case OpKind::Mul: return 1;
+    case OpKind::Gelu: return kSteps;
+    case OpKind::AvgPool: return conv_geometry(graph, op).kernel_points() + 2;
+    case OpKind::GlobalAvgPool: return product(shape(0), 2, shape(0).size()) + 2;
+    case OpKind::Softmax: {
+      int64_t axis = op.attr_int("axis", -1);
+      if (axis < 0) axis += static_cast<int64_t>(shape(0).size());
+      return shape(0)[static_cast<size_t>(axis)] + kSteps;
+    }
+    case OpKind::LayerNorm: return 2 * shape(0).back() + kSteps;
+    case OpKind::Attention: return shape(0)[2] / op.attr_int("heads", 1) + shape(1)[1] + kSteps;
+    default: return 0;
   }
 }
 
@@ -714,7 +743,7 @@ std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector
   for (int v : graph.outputs) last_use[static_cast<size_t>(v)] = SIZE_MAX - 1;
   for (size_t o = 0; o < graph.ops.size(); ++o) {
     const Op& op = graph.ops[o];
-    TPUSIM_CHECK(is_float_op(graph, op), "op '" + op.name + "' is not on floats; the fp64 reference takes float ops only");
+    if (!is_float_op(graph, op)) continue;  // (no float op reads an integer value)
     Fp64Tensor out;
     const size_t count = static_cast<size_t>(graph.values[static_cast<size_t>(op.output)].element_count());
     out.values.assign(count, 0.0);
@@ -742,15 +771,26 @@ std::vector<double> float_tolerance(const Fp64Tensor& exact, DType type) {
   return tolerance;
 }
 
-int64_t bf16_roundings_on_longest_path(const Graph& graph, int value) {
-  std::vector<int64_t> depth(graph.values.size(), 0);
+EndToEndBound end_to_end_bound(const Graph& graph, int value) {
+  // The path with the largest bound to each value, the graph's ops being in order.
+  std::vector<EndToEndBound> best(graph.values.size());
   for (const Op& op : graph.ops) {
-    int64_t deepest = 0;
-    for (int in : op.inputs) deepest = std::max(deepest, depth[static_cast<size_t>(in)]);
-    const int64_t own = op_rounds(graph, op) ? (op.kind == OpKind::Attention ? 2 : 1) : 0;
-    depth[static_cast<size_t>(op.output)] = deepest + own;
+    EndToEndBound path;
+    for (int in : op.inputs) {
+      const EndToEndBound& b = best[static_cast<size_t>(in)];
+      if (b.relative_rms > path.relative_rms) path = b;
+    }
+    if (op_rounds(op)) {
+      const DType type = graph.values[static_cast<size_t>(op.output)].dtype;
+      // Attention's probabilities are rounded to bf16 for P . v whatever its output type.
+      path.bf16_roundings += (type == DType::BF16 ? 1 : 0) + (op.kind == OpKind::Attention ? 1 : 0);
+      if (type == DType::FP32) path.fp32_roundings += fp32_roundings(graph, op);
+      path.relative_rms = static_cast<double>(path.bf16_roundings) * kBf16Unit +
+                          static_cast<double>(path.fp32_roundings) * kFp32Unit;
+    }
+    best[static_cast<size_t>(op.output)] = path;
   }
-  return depth.at(static_cast<size_t>(value));
+  return best.at(static_cast<size_t>(value));
 }
 
 }  // namespace tpusim

@@ -40,8 +40,8 @@ struct Fp64Options {
 
 // The graph's outputs in double, indexed by value index (other values are released once their
 // last reader has run and come back empty). `given` as for run_reference (inputs and weights
-// by value index, bf16 or fp32). Expects a graph run_reference accepts (it checks the shapes
-// and types); an op on integers is an internal error here.
+// by value index). Expects a graph run_reference accepts (it checks the shapes and types). Ops
+// on integers are left out, and their values come back empty: no float op reads one.
 std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector<std::optional<HostTensor>>& given,
                                            const Fp64Options& options = {});
 
@@ -56,10 +56,19 @@ bool is_float_graph(const Graph& graph);
 // on exact inputs, so such a result must be bit-exact.
 std::vector<double> float_tolerance(const Fp64Tensor& exact, DType type);
 
-// Rounding to bf16 on the longest path from the graph's inputs to `value`: the ops whose
-// result is stored as bf16 and is not exact (conv, linear, matmul, add, mul, gelu, the average
-// pools, softmax, layernorm), attention counting twice (its probabilities are rounded to bf16
-// for P · v). See docs/cli.md for how the end-to-end float check uses it.
-int64_t bf16_roundings_on_longest_path(const Graph& graph, int value);
+// The end-to-end bound of a float output (docs/numerics.md), on the path from the graph's
+// inputs to `value` where it is largest: relative_rms = bf16_roundings * 2^-8 +
+// fp32_roundings * 2^-24. bf16_roundings counts the ops whose result is stored as bf16 and is
+// not exact (conv, linear, matmul, add, mul, gelu, the average pools, softmax, layernorm,
+// attention), and once more every attention (its probabilities are rounded to bf16 for P . v).
+// An op whose result is stored as fp32 adds the fp32 roundings an element of it goes through
+// instead: its reduction length (both sums for layernorm and attention) plus 16 for its other
+// steps, or 1 for add and mul. relu, clip, max pooling and data movement add nothing.
+struct EndToEndBound {
+  int64_t bf16_roundings = 0;
+  int64_t fp32_roundings = 0;
+  double relative_rms = 0;
+};
+EndToEndBound end_to_end_bound(const Graph& graph, int value);
 
 }  // namespace tpusim

@@ -103,6 +103,7 @@ nlohmann::ordered_json check_json(const ModelCheck& check) {
       one["relative_rms_error"] = std::isfinite(o.relative_rms_error) ? nlohmann::ordered_json(o.relative_rms_error) : nullptr;
       one["reference_relative_rms_error"] = o.reference_relative_rms_error;
       one["bf16_roundings"] = o.bf16_roundings;
+      one["fp32_roundings"] = o.fp32_roundings;
       one["bound"] = o.bound;
     } else {
       one["bit_exact"] = o.reference.bit_exact;

@@ -272,9 +272,10 @@ TEST_CASE("materialized im2col moves about KH*KW/stride^2 times the activation b
 
 namespace {
 
-// Compiles `yaml` for `arch`, simulates it at `fidelity`, returns the check (requires ok).
-ModelCheck compile_and_check(const std::string& yaml, const ArchConfig& arch, Fidelity fidelity) {
-  Graph graph = parse_model_yaml(yaml, "model.yaml");
+// Compiles the model for `arch`, simulates it at `fidelity`, returns the check (requires ok).
+// (`text` is a model description, or with `graph_text` the graph IR's text form.)
+ModelCheck compile_and_check(const std::string& text, const ArchConfig& arch, Fidelity fidelity, bool graph_text = false) {
+  Graph graph = graph_text ? parse_graph(text, "model.graph") : parse_model_yaml(text, "model.yaml");
   CompileResult compiled = compile_graph(graph, arch, CompileOptions{});
   MachineState state = make_machine_state(compiled.program, target_limits(arch));
   auto given = place_model_inputs(compiled, "", 3, state);
@@ -299,6 +300,40 @@ void require_bit_exact(const ModelCheck& check) {
 }
 
 }  // namespace
+
+TEST_CASE("float outputs stored as fp32, and float outputs beside integer ones, pass the end-to-end check",
+          "[compiler][check]") {
+  // A bf16 convolution whose result is its fp32 accumulators: no bf16 rounding on the way, so
+  // the end-to-end bound is the fp32 summation's, 19 roundings (K = 3 * 3 * 2 and the bias).
+  const std::string accumulators = R"(graph accumulators
+input h : bf16[1,3,10,7]
+weight hw : bf16[5,3,3,2]
+weight hb : fp32[5]
+value hc : fp32[1,5,8,6] = conv(h, hw, hb)
+output hc
+)";
+  ModelCheck check = compile_and_check(accumulators, sweep_arch(DType::BF16), Fidelity::Fast, true);
+  REQUIRE(check.outputs.size() == 1);
+  CHECK(check.outputs[0].bf16_roundings == 0);
+  CHECK(check.outputs[0].fp32_roundings == 19);
+  CHECK(check.outputs[0].bound == 19 * 0x1p-24);
+  CHECK(check.outputs[0].relative_rms_error > 0);
+  CHECK(check.outputs[0].ok);
+
+  // A float output and an int8 one in one graph: the fp64 evaluation leaves the int8 op out.
+  const std::string mixed = R"(graph mixed
+input h : bf16[1,3,10,7]
+weight hw : bf16[5,3,3,2]
+value hc = conv(h, hw)
+input a : int8[2,6] scale=0.1
+value r = relu(a)
+output hc, r
+)";
+  check = compile_and_check(mixed, sweep_arch(DType::BF16), Fidelity::Fast, true);
+  CHECK(check.outputs[0].bf16_roundings == 1);
+  CHECK(check.outputs[0].ok);
+  CHECK(check.outputs[1].reference.bit_exact);
+}
 
 TEST_CASE("transformer building blocks: layernorm, linear, gelu, residual add, matmul, softmax, mul", "[compiler][transformer]") {
   const std::string block = R"(name: block

@@ -345,7 +345,7 @@ TEST_CASE("libm's float exp and tanh are within the 4 ulp the bounds assume", "[
   CHECK(checked == 200000);
 }
 
-TEST_CASE("bf16 roundings on the longest path", "[reference][fp64]") {
+TEST_CASE("end-to-end bound: roundings on the path where they add up most", "[reference][fp64]") {
   // x -> a (conv, rounds) -> r (relu, exact) -> c (conv) -> s = c + a (add) -> t (attention: 2).
   Builder b;
   int x = b.random("x", {1, 2, 4, 4});
@@ -357,9 +357,62 @@ TEST_CASE("bf16 roundings on the longest path", "[reference][fp64]") {
   int s = b.op(OpKind::Add, {c, a}, "s", DType::BF16, {1, 2, 4, 4});
   int f = b.op(OpKind::Reshape, {s}, "f", DType::BF16, {1, 4, 8});
   int t = b.op(OpKind::Attention, {f, f, f}, "t", DType::BF16, {1, 4, 8}, {{"heads", int64_t{1}}});
-  CHECK(bf16_roundings_on_longest_path(b.graph, x) == 0);
-  CHECK(bf16_roundings_on_longest_path(b.graph, r) == 1);
-  CHECK(bf16_roundings_on_longest_path(b.graph, s) == 3);
-  CHECK(bf16_roundings_on_longest_path(b.graph, t) == 5);
+  auto bf16 = [&](int v) { return end_to_end_bound(b.graph, v).bf16_roundings; };
+  CHECK(bf16(x) == 0);
+  CHECK(bf16(r) == 1);
+  CHECK(bf16(s) == 3);
+  CHECK(bf16(t) == 5);
+  CHECK(end_to_end_bound(b.graph, t).fp32_roundings == 0);
+  CHECK(end_to_end_bound(b.graph, t).relative_rms == 5 * 0x1p-8);
   CHECK(is_float_graph(b.graph));
+
+  // Results stored as fp32 count their fp32 roundings instead: a conv with K = 2 * 3 * 3 and a
+  // bias (19), an add (1), a softmax over 6 (6 + 16); attention's probabilities are still
+  // rounded to bf16 (1), and its two sums over 8 / 2 and 5 keys add 4 + 5 + 16.
+  Builder p;
+  x = p.random("x", {1, 2, 5, 8});
+  int w = p.random("w", {3, 2, 3, 3}, 1, ValueKind::Weight);
+  int bias = p.random("bias", {3}, 1, ValueKind::Weight, DType::FP32);
+  int y = p.op(OpKind::Conv, {x, w, bias}, "y", DType::FP32, {1, 3, 3, 6});
+  int z = p.op(OpKind::Add, {y, y}, "z", DType::FP32, {1, 3, 3, 6});
+  int soft = p.op(OpKind::Softmax, {z}, "soft", DType::FP32, {1, 3, 3, 6});
+  const EndToEndBound fp32 = end_to_end_bound(p.graph, soft);
+  CHECK(fp32.bf16_roundings == 0);
+  CHECK(fp32.fp32_roundings == 19 + 1 + 22);
+  CHECK(fp32.relative_rms == 42 * 0x1p-24);
+  int q = p.random("q", {1, 5, 8}, 1, ValueKind::Input, DType::FP32);
+  int att = p.op(OpKind::Attention, {q, q, q}, "att", DType::FP32, {1, 5, 8}, {{"heads", int64_t{2}}});
+  const EndToEndBound attention = end_to_end_bound(p.graph, att);
+  CHECK(attention.bf16_roundings == 1);
+  CHECK(attention.fp32_roundings == 4 + 5 + 16);
+  CHECK(attention.relative_rms == 0x1p-8 + 25 * 0x1p-24);
+
+  // Of two branches, the one whose bound is larger: 1 bf16 rounding outweighs 9 fp32 ones.
+  Builder m;
+  int in = m.random("in", {1, 8});
+  int lw = m.random("lw", {4, 8}, 1, ValueKind::Weight);
+  int lin = m.op(OpKind::Linear, {in, lw}, "lin", DType::FP32, {1, 4});
+  int sum = m.op(OpKind::Add, {lin, lin}, "sum", DType::FP32, {1, 4});
+  int rounded = m.random("rounded", {1, 4});
+  int g = m.op(OpKind::Gelu, {rounded}, "g", DType::BF16, {1, 4});
+  int in32 = m.random("in32", {1, 4}, 1, ValueKind::Input, DType::FP32);
+  int wide = m.op(OpKind::Add, {g, in32}, "wide", DType::FP32, {1, 4});
+  int both = m.op(OpKind::Add, {sum, wide}, "both", DType::FP32, {1, 4});
+  const EndToEndBound joined = end_to_end_bound(m.graph, both);
+  CHECK(joined.bf16_roundings == 1);
+  CHECK(joined.fp32_roundings == 2);
+  CHECK(end_to_end_bound(m.graph, sum).fp32_roundings == 9);
+}
+
+TEST_CASE("fp64 reference: integer ops are left out, float ones beside them evaluated", "[reference][fp64]") {
+  Builder b;
+  int x = b.random("x", {2, 3});
+  int y = b.op(OpKind::Gelu, {x}, "y", DType::BF16, {2, 3});
+  int n = b.random("n", {4}, 1, ValueKind::Input, DType::Int8);
+  int r = b.op(OpKind::Reshape, {n}, "r", DType::Int8, {2, 2}, {{"shape", Ints{2, 2}}});
+  b.graph.outputs = {y, r};
+  CHECK(!is_float_graph(b.graph));
+  const std::vector<Fp64Tensor> exact = run_reference_fp64(b.graph, b.data);
+  CHECK(exact[static_cast<size_t>(y)].values.size() == 6);
+  CHECK(exact[static_cast<size_t>(r)].values.empty());
 }
