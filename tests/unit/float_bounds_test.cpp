@@ -290,7 +290,7 @@ TEST_CASE("fp64 bounds: the VPU's forms of softmax and layernorm are within the 
   require_within_bound(form, n.exact(y));
 }
 
-TEST_CASE("float_tolerance: twice the bound plus one rounding to the type; exact ops must be bit-exact", "[reference][fp64]") {
+TEST_CASE("float_tolerance: twice the bound plus one rounding to the type, exact ops bit-exact", "[reference][fp64]") {
   Fp64Tensor t;
   t.values = {1.5, -3, 0};
   t.bound = {0x1p-20, 0, 0};
