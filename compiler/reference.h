@@ -78,10 +78,11 @@ std::vector<std::optional<HostTensor>> graph_inputs_and_weights(const Graph& gra
 //   int8, int32: bit-exact; the int8 arithmetic above is a contract, not an approximation.
 //   bf16, fp32: element i must satisfy |got - want| <= tolerance[i], a bound derived per element
 //     from the op's own rounding: for a GEMM (conv, linear, matmul, attention's two) the fp32
-//     summation error over its reduction length K, gamma_K * sum_k |a_k b_k|, plus one bf16
-//     rounding of the output; for a VPU op its few roundings (float_tolerance in
-//     compiler/reference_fp64.h; the rule and its derivation are in docs/numerics.md). An empty
-//     tolerance means 0: bit-exact. NaN must meet NaN and an infinity the same infinity.
+//     summation error over its reduction length K, gamma_K * sum_k |a_k b_k|, for a VPU op its
+//     few roundings; a bf16 result may then be any bf16 value that bound reaches, nearly always
+//     just one (float_tolerance in compiler/reference_fp64.h; the rule and its derivation are
+//     in docs/numerics.md). An empty tolerance means 0: bit-exact. NaN must meet NaN and an
+//     infinity the same infinity.
 //
 // worst_abs_error is the largest |got - want|; worst_rel_error the largest
 // |got - want| / |want| over elements with want != 0; worst_ratio the largest

@@ -99,18 +99,47 @@ bool is_float_op(const Graph& graph, const Op& op) {
   return is_float(graph.values[static_cast<size_t>(op.output)].dtype);
 }
 
-// The error bound of an op's input as the op reads it: the stored value, whose rounding to its
-// type (when the producing op rounds) adds u_t (|x| + B), and bf16's underflow half an ulp.
-std::vector<double> stored_bound(const Fp64Tensor& t, DType type, size_t count) {
-  std::vector<double> e(count, 0.0);
-  if (t.bound.empty()) return e;
-  const double unit = type == DType::BF16 ? kBf16Unit : 0.0;
-  const double underflow = type == DType::BF16 ? 0x1p-134 : 0.0;
-  for (size_t i = 0; i < count; ++i) {
-    e[i] = t.bound[i];
-    if (t.rounds) e[i] += unit * (std::abs(t.values[i]) + t.bound[i]) + underflow;
+// The error bound of an op's input as the op reads it (zeros without bounds): a bf16 result's
+// stored interval, else the value's own bound (a result kept in fp32 is already rounded in it).
+std::vector<double> read_bound(const Fp64Tensor& t, size_t count) {
+  if (!t.stored_bound.empty()) return t.stored_bound;
+  if (t.bound.empty()) return std::vector<double>(count, 0.0);
+  return t.bound;
+}
+
+// The bf16 values an fp32 result within `bound` of `x` can be stored as: from rnd(x - bound) to
+// rnd(x + bound), rounding being monotone (a store rounds to fp32 and then to bf16,
+// store_element, which is monotone as well). The ends are widened by 2^-20 of the bound for the
+// double evaluation's own rounding. Infinite ends when nothing is known.
+struct Bf16Interval {
+  double low, high;
+};
+Bf16Interval bf16_interval(double x, double bound) {
+  auto bf16 = [](double v) {
+    uint8_t bytes[2];
+    store_element(DType::BF16, bytes, v);
+    return load_element(DType::BF16, bytes);
+  };
+  const double reach = bound * (1 + 0x1p-20);
+  const Bf16Interval i{bf16(x - reach), bf16(x + reach)};
+  if (!std::isfinite(i.low) || !std::isfinite(i.high)) return {-kInfinity, kInfinity};
+  return i;
+}
+
+// Fills `stored` and `stored_bound` of a result rounded to bf16 (see Fp64Tensor).
+void bf16_stored_interval(Fp64Tensor& t) {
+  t.stored.resize(t.values.size());
+  t.stored_bound.resize(t.values.size());
+  for (size_t i = 0; i < t.values.size(); ++i) {
+    const Bf16Interval in = bf16_interval(t.values[i], t.bound[i]);
+    if (std::isfinite(in.low)) {
+      t.stored[i] = in.low == in.high ? in.low : in.low + (in.high - in.low) / 2;
+      t.stored_bound[i] = (in.high - in.low) / 2;
+    } else {
+      t.stored[i] = t.values[i];
+      t.stored_bound[i] = kInfinity;
+    }
   }
-  return e;
 }
 
 struct Evaluation {
@@ -121,10 +150,14 @@ struct Evaluation {
 
   const Value& value(size_t k) const { return graph.values[static_cast<size_t>(op->inputs[k])]; }
   const Value& out_value() const { return graph.values[static_cast<size_t>(op->output)]; }
-  const std::vector<double>& in(size_t k) const { return tensors[static_cast<size_t>(op->inputs[k])].values; }
+  // The input as read: a bf16 result as stored (with bounds), else its value.
+  const std::vector<double>& in(size_t k) const {
+    const Fp64Tensor& t = tensors[static_cast<size_t>(op->inputs[k])];
+    return t.stored.empty() ? t.values : t.stored;
+  }
   // The input's bound as read (zeros without bounds).
   std::vector<double> in_bound(size_t k) const {
-    return stored_bound(tensors[static_cast<size_t>(op->inputs[k])], value(k).dtype, in(k).size());
+    return read_bound(tensors[static_cast<size_t>(op->inputs[k])], in(k).size());
   }
   bool exact_input(size_t k) const {
     const auto e = in_bound(k);
@@ -325,13 +358,17 @@ void run_unary(Evaluation& ev, Fp64Tensor& out) {
   switch (ev.op->kind) {
     case OpKind::Relu:
       out.rounds = false;
-      for (size_t i = 0; i < x.size(); ++i) store(out, i, {std::max(x[i], 0.0), e[i]}, ev.bounds());
+      // An input certainly below zero gives exactly 0; elsewhere relu passes its error on at most.
+      for (size_t i = 0; i < x.size(); ++i) store(out, i, {std::max(x[i], 0.0), x[i] + e[i] <= 0 ? 0.0 : e[i]}, ev.bounds());
       return;
     case OpKind::Clip: {
       out.rounds = !(held(low) && held(high));
       const double limit_error = std::max(std::isinf(low) ? 0 : kFp32Unit * std::abs(low), std::isinf(high) ? 0 : kFp32Unit * std::abs(high));
       for (size_t i = 0; i < x.size(); ++i) {
-        store(out, i, {std::min(std::max(x[i], low), high), std::max(e[i], out.rounds ? limit_error : 0.0)}, ev.bounds());
+        // An input certainly beyond a limit gives the limit, with only the limit's own error.
+        const bool limited = x[i] + e[i] <= low || x[i] - e[i] >= high;
+        const double own = out.rounds ? limit_error : 0.0;
+        store(out, i, {std::min(std::max(x[i], low), high), limited ? own : std::max(e[i], own)}, ev.bounds());
       }
       return;
     }
@@ -750,6 +787,9 @@ std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector
     if (options.bounds) out.bound.assign(count, 0.0);
     Evaluation ev{graph, options, tensors, &op};
     run_op(ev, out);
+    if (options.bounds && out.rounds && graph.values[static_cast<size_t>(op.output)].dtype == DType::BF16) {
+      bf16_stored_interval(out);
+    }
     tensors[static_cast<size_t>(op.output)] = std::move(out);
     for (int in : op.inputs) {
       if (last_use[static_cast<size_t>(in)] == o) tensors[static_cast<size_t>(in)] = Fp64Tensor{};
@@ -760,13 +800,16 @@ std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector
 
 std::vector<double> float_tolerance(const Fp64Tensor& exact, DType type) {
   TPUSIM_CHECK(exact.bound.size() == exact.values.size(), "a float tolerance needs the bounds");
-  const double unit = type == DType::BF16 ? kBf16Unit : 0.0;
   constexpr double kDoubleSlack = 1 + 0x1p-20;  // the double evaluation's own rounding
   std::vector<double> tolerance(exact.values.size());
   for (size_t i = 0; i < tolerance.size(); ++i) {
     const double b = exact.bound[i];
-    tolerance[i] = exact.rounds ? (2 * b + 2 * unit * (std::abs(exact.values[i]) + b)) * kDoubleSlack + 0x1p-133
-                                : 2 * b * kDoubleSlack;
+    if (exact.rounds && type == DType::BF16) {
+      const Bf16Interval in = bf16_interval(exact.values[i], b);
+      tolerance[i] = in.high - in.low;
+    } else {
+      tolerance[i] = 2 * b * kDoubleSlack + (exact.rounds ? 0x1p-133 : 0.0);
+    }
   }
   return tolerance;
 }

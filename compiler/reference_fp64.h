@@ -29,6 +29,10 @@ struct Fp64Tensor {
   // False when the op only selects or moves stored values (relu, max, reshape, ...): the
   // result needs no rounding of its own.
   bool rounds = true;
+  // With bounds, for a result rounded to bf16: what the ops reading it take. Rounding is
+  // monotone, so every evaluation stores one of the bf16 values from rnd(x - B) to rnd(x + B);
+  // `stored` is their midpoint and `stored_bound` half their spread (0 when all round alike).
+  std::vector<double> stored, stored_bound;
 };
 
 struct Fp64Options {
@@ -49,11 +53,13 @@ std::vector<Fp64Tensor> run_reference_fp64(const Graph& graph, const std::vector
 bool is_float_graph(const Graph& graph);
 
 // The per-element tolerance for comparing two fp32 evaluations of a value of `type` that are
-// each within `exact.bound` of exact.values and then stored in `type` (rounded to nearest):
-//   |got - want| <= (2 B + 2 u_t (|x| + B)) (1 + 2^-20) + 2^-133
-// with x the exact value, B its bound, u_t the unit roundoff of the type (bf16 2^-8, fp32 0:
-// B already includes fp32's rounding). An op that does not round gets 2 B (1 + 2^-20): zero
-// on exact inputs, so such a result must be bit-exact.
+// each within `exact.bound` (B) of exact.values (x) and then stored in `type`:
+//   bf16: both store one of the bf16 values from rnd(x - B) to rnd(x + B) (rounding is
+//     monotone), so |got - want| <= rnd(x + B) - rnd(x - B): 0 where the interval holds no
+//     rounding boundary (nearly everywhere: B is far below a bf16 ulp), one ulp where it does;
+//   fp32 (B includes fp32's rounding): 2 B (1 + 2^-20) + 2^-133;
+//   an op that does not round (relu, max, data movement): 2 B (1 + 2^-20), zero on exact
+//     inputs.
 std::vector<double> float_tolerance(const Fp64Tensor& exact, DType type);
 
 // The end-to-end bound of a float output (docs/numerics.md), on the path from the graph's

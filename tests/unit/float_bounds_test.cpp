@@ -1,8 +1,8 @@
 // The fp64 reference and the float bounds (compiler/reference_fp64.h): values by hand, the
 // fp32 reference (and the VPU's forms of softmax and layernorm) within the bound of the fp64
 // value for every float op on seeded data, the GEMM bound as the gamma_K formula, the
-// tolerance against the old flat rule, the libm accuracy the bounds assume, and the count of
-// bf16 roundings the end-to-end check uses.
+// tolerance (the bf16 values a bound reaches) and against the old flat rule, the libm accuracy
+// the bounds assume, and the end-to-end bound's count of roundings.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -239,6 +239,72 @@ TEST_CASE("fp64 bounds: the fp32 reference is within the bound for every float o
   }
 }
 
+TEST_CASE("fp64 bounds: relu and clip after a GEMM are exact where the input is certainly beyond them", "[reference][fp64]") {
+  // The GEMM kept in fp32, so relu and clip read it with its summation bound.
+  Builder b;
+  int x = b.random("x", {5, 32});
+  int w = b.random("w", {6, 32}, 1, ValueKind::Weight);
+  int y = b.op(OpKind::Linear, {x, w}, "y", DType::FP32, {5, 6});
+  int r = b.op(OpKind::Relu, {y}, "r", DType::FP32, {5, 6});
+  int c = b.op(OpKind::Clip, {y}, "c", DType::FP32, {5, 6}, {{"min", -0.5}, {"max", 0.5}});
+  b.graph.outputs = {y, r, c};
+  Fp64Options options;
+  options.bounds = true;
+  const std::vector<Fp64Tensor> exact = run_reference_fp64(b.graph, b.data, options);
+  const Fp64Tensor& linear = exact[static_cast<size_t>(y)];
+  const Fp64Tensor& relu = exact[static_cast<size_t>(r)];
+  const Fp64Tensor& clip = exact[static_cast<size_t>(c)];
+  CHECK(linear.stored.empty());  // fp32: read as computed
+  CHECK(!relu.rounds);
+  CHECK(!clip.rounds);  // -0.5 and 0.5 are fp32 numbers
+  int zeros = 0, limited = 0;
+  for (size_t i = 0; i < linear.values.size(); ++i) {
+    const double v = linear.values[i], e = linear.bound[i];
+    INFO("element " << i << ": " << v << " within " << e);
+    REQUIRE(e > 0);
+    REQUIRE(relu.bound[i] == (v + e <= 0 ? 0.0 : e));
+    const bool beyond = v + e <= -0.5 || v - e >= 0.5;
+    REQUIRE(clip.bound[i] == (beyond ? 0.0 : e));
+    zeros += relu.bound[i] == 0;
+    limited += beyond;
+  }
+  CHECK(zeros > 5);    // about half of the 30 are negative
+  CHECK(limited > 5);  // the outputs spread over several units
+  // Where the bound is 0 both evaluations must agree bit for bit, and do.
+  for (int v : {r, c}) require_within_bound(b.reference(v), exact[static_cast<size_t>(v)]);
+}
+
+TEST_CASE("fp64 bounds: a bf16 result is read as the bf16 values its bound reaches", "[reference][fp64]") {
+  // linear (bf16) -> mul by itself: the mul reads the linear's stored values, which the
+  // summation bound (far below half an ulp) nearly always pins to one bf16 number.
+  Builder b;
+  int x = b.random("x", {8, 64});
+  int w = b.random("w", {16, 64}, 1, ValueKind::Weight);
+  int y = b.op(OpKind::Linear, {x, w}, "y", DType::BF16, {8, 16});
+  int m = b.op(OpKind::Mul, {y, y}, "m", DType::FP32, {8, 16});
+  b.graph.outputs = {y, m};
+  Fp64Options options;
+  options.bounds = true;
+  const std::vector<Fp64Tensor> exact = run_reference_fp64(b.graph, b.data, options);
+  const Fp64Tensor& linear = exact[static_cast<size_t>(y)];
+  const Fp64Tensor& product = exact[static_cast<size_t>(m)];
+  REQUIRE(linear.stored.size() == linear.values.size());
+  const std::vector<double> reference = b.reference(y);
+  int pinned = 0;
+  for (size_t i = 0; i < linear.values.size(); ++i) {
+    INFO("element " << i << ": " << linear.values[i] << " +- " << linear.bound[i]);
+    // The fp32 reference's stored value is among them.
+    REQUIRE(std::abs(reference[i] - linear.stored[i]) <= linear.stored_bound[i]);
+    if (linear.stored_bound[i] == 0) {
+      ++pinned;
+      // Then the mul's inputs are exact, and its value is the stored value squared.
+      REQUIRE(product.values[i] == linear.stored[i] * linear.stored[i]);
+    }
+  }
+  CHECK(pinned >= 120);  // of 128
+  require_within_bound(b.reference(m), product);
+}
+
 TEST_CASE("fp64 bounds: the VPU's forms of softmax and layernorm are within the same bounds", "[reference][fp64]") {
   // softmax as the vector unit computes it: e = exp(x - m), s = 1 / sum(e), y = e * s.
   Builder b;
@@ -290,26 +356,31 @@ TEST_CASE("fp64 bounds: the VPU's forms of softmax and layernorm are within the 
   require_within_bound(form, n.exact(y));
 }
 
-TEST_CASE("float_tolerance: twice the bound plus one rounding to the type, exact ops bit-exact", "[reference][fp64]") {
+TEST_CASE("float_tolerance: bf16 results to the bf16 values their bound reaches, exact ops bit-exact", "[reference][fp64]") {
   Fp64Tensor t;
-  t.values = {1.5, -3, 0};
-  t.bound = {0x1p-20, 0, 0};
+  // 1 + 2^-8 is half way between the bf16 numbers 1 and 1 + 2^-7; 1.5's neighbours are 2^-7 away.
+  t.values = {1.5, -3, 0, 1 + 0x1p-8, 1.5};
+  t.bound = {0x1p-20, 0, 0, 0x1p-20, 0x1p-7};
   const std::vector<double> bf16 = float_tolerance(t, DType::BF16);
+  CHECK(bf16[0] == 0);            // 1.5 +- 2^-20 rounds to 1.5 alone: must be bit-exact
+  CHECK(bf16[1] == 0);
+  CHECK(bf16[2] == 0);
+  CHECK(bf16[3] == 0x1p-7);       // to 1 or to 1 + 2^-7: one ulp apart
+  CHECK(bf16[4] == 2 * 0x1p-7);   // 1.5 - 2^-7 .. 1.5 + 2^-7
   const double slack = 1 + 0x1p-20;
-  CHECK(bf16[0] == (2 * 0x1p-20 + 2 * 0x1p-8 * (1.5 + 0x1p-20)) * slack + 0x1p-133);
-  CHECK(bf16[1] == 2 * 0x1p-8 * 3 * slack + 0x1p-133);  // one bf16 ulp of 3 is 2^-6: within
-  CHECK(bf16[2] == 0x1p-133);
   const std::vector<double> fp32 = float_tolerance(t, DType::FP32);
   CHECK(fp32[0] == 2 * 0x1p-20 * slack + 0x1p-133);
+  CHECK(fp32[1] == 0x1p-133);
   t.rounds = false;
-  CHECK(float_tolerance(t, DType::BF16) == std::vector<double>{2 * 0x1p-20 * slack, 0, 0});
+  CHECK(float_tolerance(t, DType::BF16) == std::vector<double>{2 * 0x1p-20 * slack, 0, 0, 2 * 0x1p-20 * slack, 2 * 0x1p-7 * slack});
 }
 
 TEST_CASE("float tolerances are tighter than the old flat rule for modest reduction lengths", "[reference][fp64]") {
   // The rule before: |got - want| <= 2^-6 |want| + 2^-6 rms(want). For a GEMM with K = 64 the
-  // derived bound (one bf16 ulp of the output and a summation error of about 2 gamma_65
-  // sum |a b|) is below it at every element; as K grows the summation term grows with it
-  // (past K of about 3000 for uniform data, near-zero outputs get more room than before).
+  // derived tolerance (the spread of the bf16 values x +- gamma_64 sum |a b| rounds to: 0, or
+  // one ulp next to a rounding boundary) is below it at every element and 0 at nearly all; as
+  // K grows the summation bound grows with it (past K of about 3000 for uniform data,
+  // near-zero outputs get more room than before).
   Builder b;
   int x = b.random("x", {16, 64});
   int w = b.random("w", {24, 64}, 0.3, ValueKind::Weight);
@@ -320,12 +391,15 @@ TEST_CASE("float tolerances are tighter than the old flat rule for modest reduct
   for (double v : want) squares += v * v;
   const double rms = std::sqrt(squares / static_cast<double>(want.size()));
   double largest_share = 0;
+  int64_t bit_exact = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     const double old_rule = std::abs(want[i]) / 64 + rms / 64;
     CHECK(tolerance[i] < old_rule);
     largest_share = std::max(largest_share, tolerance[i] / old_rule);
+    bit_exact += tolerance[i] == 0;
   }
   CHECK(largest_share < 0.5);
+  CHECK(bit_exact >= 360);  // of 384 (367 on this data: near-zero outputs, whose terms cancel, are not)
 }
 
 TEST_CASE("libm's float exp and tanh are within the 4 ulp the bounds assume", "[reference][fp64]") {
