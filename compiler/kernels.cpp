@@ -104,8 +104,8 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
       if (!k->buffers.note.empty()) out += fmt::format("  buffers: {}\n", k->buffers.note);
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
-        out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} boxes of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,
-                           t.n_tiles, t.n_tile, t.k_tiles, t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile,
+        out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,
+                           t.n_tiles, t.n_tile, counted(t.k_tiles, "box", "boxes"), t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile,
                            t.weights_resident ? "resident" : "streamed");
         out += fmt::format("  slots: ub 2x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slot_bytes,
                            t.out_slot_bytes, t.b_slots, t.b_slot_bytes, t.acc_slot_bytes);

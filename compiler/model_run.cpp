@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "compiler/reference.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -19,7 +20,7 @@ std::vector<std::optional<HostTensor>> place_model_inputs(const CompileResult& c
     if (value.kind != ValueKind::Input) continue;
     std::string path = inputs_dir.empty() ? "" : inputs_dir + "/" + value.name + ".npy";
     if (path.empty() || !std::filesystem::exists(path)) continue;
-    HostTensor t = read_npy(path);
+    HostTensor t = read_npy(path, value.element_count() * dtype_size(value.dtype));
     if (t.dtype != value.dtype || t.shape != value.shape) {
       throw Error({path, 0, 0, ""}, fmt::format("holds {} [{}] but input '{}' of the model is {} [{}]; write the file with that "
                                                 "shape and type", dtype_name(t.dtype), fmt::join(t.shape, ","), value.name,
@@ -33,6 +34,18 @@ std::vector<std::optional<HostTensor>> place_model_inputs(const CompileResult& c
     state.dram.at(static_cast<size_t>(t)) = given[v]->bytes;
   }
   return given;
+}
+
+int64_t model_run_bytes(const CompileResult& compiled, const TargetLimits& target, bool check) {
+  int64_t bytes = machine_state_bytes(compiled.program, target);
+  auto add = [&](int64_t more) { bytes = checked_add(bytes, more).value_or(INT64_MAX); };
+  for (const Value& v : compiled.graph.values) {
+    // Every value was bounded by shape inference (at most 2^48 elements).
+    const int64_t value_bytes = v.element_count() * dtype_size(v.dtype);
+    if (v.kind != ValueKind::Activation) add(value_bytes);
+    if (check) add(value_bytes);
+  }
+  return bytes;
 }
 
 namespace {

@@ -16,6 +16,11 @@ namespace tpusim {
 std::vector<std::optional<HostTensor>> place_model_inputs(const CompileResult& compiled, const std::string& inputs_dir,
                                                           uint64_t seed, MachineState& state);
 
+// Host memory a run of `compiled` takes for tensor data: the simulated machine
+// (machine_state_bytes), the model's inputs and weights as generated or read, and with `check`
+// the reference's copy of every graph value.
+int64_t model_run_bytes(const CompileResult& compiled, const TargetLimits& target, bool check);
+
 struct ModelCheck {
   bool ok = true;
   std::string text;  // what was compared and the worst error

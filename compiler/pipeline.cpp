@@ -17,17 +17,38 @@ std::vector<std::string> pass_names() {
   return {"infer-shapes", "unroll", "depthwise", "allocate", "tile", "emit"};
 }
 
-Graph load_model(const std::string& path) {
+InputKind input_kind(const std::string& path) {
   const std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".graph") return parse_graph([&] {
+  if (ext == ".yaml" || ext == ".yml") return InputKind::ModelYaml;
+  if (ext == ".graph") return InputKind::Graph;
+  if (ext == ".tpu") return InputKind::Program;
+  const SourceLocation where{path, 0, 0, ""};
+  if (ext == ".onnx") {
+    throw Error(where, "ONNX models are not read yet; describe the model in the model format (.yaml, "
+                       "docs/model-format.md)");
+  }
+  if (ext == ".csv") {
+    throw Error(where, "SCALE-Sim topology files are not read yet; describe the layers in the model format (.yaml, "
+                       "docs/model-format.md)");
+  }
+  throw Error(where, fmt::format("{}; tpusim reads models (.yaml, .graph) and programs (.tpu)",
+                                 ext.empty() ? std::string("a file without an extension")
+                                             : fmt::format("unknown file type '{}'", ext)));
+}
+
+Graph load_model(const std::string& path, const ResourceLimits& limits) {
+  const InputKind kind = input_kind(path);
+  if (kind == InputKind::Program) {
+    throw Error({path, 0, 0, ""}, "is a program, not a model; run it with `tpusim run`, or give a model (.yaml, .graph)");
+  }
+  if (kind == InputKind::Graph) return parse_graph([&] {
       std::ifstream in(path, std::ios::binary);
       if (!in) throw Error({path, 0, 0, ""}, "cannot open file (check the path)");
       std::ostringstream text;
       text << in.rdbuf();
       return text.str();
     }(), path);
-  if (ext == ".yaml" || ext == ".yml") return load_model_yaml(path);
-  throw Error({path, 0, 0, ""}, "unknown model file type; give a model description (.yaml) or a graph (.graph)");
+  return load_model_yaml(path, limits);
 }
 
 void retype_graph(Graph& graph, DType type) {
@@ -113,11 +134,11 @@ CompileResult compile_graph(Graph graph, const ArchConfig& arch, const CompileOp
              [&] { return print_kernels(result.kernels, false); });
   passes.run("allocate", [&] { allocate_buffers(result.kernels, arch, options.lowering.on_chip); },
              [&] { return print_kernels(result.kernels, false); });
-  passes.run("tile", [&] { tile_kernels(result.kernels, arch); }, [&] { return print_kernels(result.kernels, true); });
+  passes.run("tile", [&] { tile_kernels(result.kernels, arch, options.limits.max_program_instructions); }, [&] { return print_kernels(result.kernels, true); });
   passes.run(
       "emit",
       [&] {
-        result.program = emit_program(result.kernels, arch, &result.tensor_of_value);
+        result.program = emit_program(result.kernels, arch, &result.tensor_of_value, options.limits.max_program_instructions);
         // The emitted program must verify: a failure here is a compiler bug, not user error.
         auto problems = verify_program(result.program, target_limits(arch));
         if (!problems.empty()) {

@@ -12,6 +12,7 @@
 #include "compiler/passes/passes.h"
 #include "ir/graph.h"
 #include "ir/program.h"
+#include "ir/resource_limits.h"
 #include "simulator/arch.h"
 
 namespace tpusim {
@@ -26,6 +27,8 @@ struct CompileOptions {
   std::optional<DType> model_type;
   std::vector<std::string> print_after;  // pass names; their output goes to `log`
   bool time_passes = false;
+  // limits.max_program_instructions bounds the program (checked when tiling, before emitting).
+  ResourceLimits limits;
   // When set, --print-after and --time-passes output is written here as each pass finishes
   // (so it is not lost when a later pass fails) instead of collected in CompileResult::log.
   std::ostream* log_stream = nullptr;
@@ -50,8 +53,19 @@ void prepare_graph(Graph& graph, const CompileOptions& options);
 // files keep their type, so they are an error here.
 void retype_graph(Graph& graph, DType type);
 
+// What a file given on the command line is, by its extension.
+enum class InputKind : uint8_t {
+  ModelYaml,  // *.yaml, *.yml: the model format (docs/model-format.md)
+  Graph,      // *.graph: the graph IR's text form (docs/graph-format.md)
+  Program,    // *.tpu: a program (docs/program-format.md)
+};
+// An error naming the file for an extension tpusim does not read (an ONNX model, a SCALE-Sim
+// topology, anything else), saying what it does read.
+InputKind input_kind(const std::string& path);
+
 // Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
-// graph IR's text form).
-Graph load_model(const std::string& path);
+// graph IR's text form). A YAML model whose inputs and weights need more than
+// limits.max_memory_bytes is refused before any of their data is made.
+Graph load_model(const std::string& path, const ResourceLimits& limits = {});
 
 }  // namespace tpusim

@@ -1077,7 +1077,7 @@ std::vector<std::optional<HostTensor>> graph_inputs_and_weights(const Graph& gra
       std::filesystem::path path(v.weight_file);
       if (path.is_relative() && !graph.file.empty())
         path = std::filesystem::path(graph.file).parent_path() / path;
-      HostTensor t = read_npy(path.string());
+      HostTensor t = read_npy(path.string(), v.element_count() * dtype_size(v.dtype));
       check_data(v, t, fmt::format("the file '{}'", path.string()));
       data[i] = std::move(t);
     }

@@ -51,6 +51,10 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 }  // namespace
 
+std::string counted(int64_t count, const std::string& singular, const std::string& plural) {
+  return std::to_string(count) + " " + (count == 1 ? singular : plural.empty() ? singular + "s" : plural);
+}
+
 std::string nearest_spelling(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   // Two edits (a swapped pair of letters) or a third of the letters, but never every letter.

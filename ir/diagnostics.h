@@ -3,6 +3,7 @@
 // problem is and a message a user can act on. `internal_error` is a broken invariant in tpusim.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,9 @@ class InternalError : public std::logic_error {
 };
 
 [[noreturn]] void internal_error(const char* file, int line, const std::string& message);
+
+// "1 kernel", "3 kernels"; `plural` for words that do not just take an s ("1 box", "2 boxes").
+std::string counted(int64_t count, const std::string& singular, const std::string& plural = "");
 
 // The closest candidate to `word` by edit distance, or "" when nothing is close enough to
 // be a plausible typo. Used for "did you mean" hints.

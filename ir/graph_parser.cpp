@@ -13,6 +13,7 @@
 #include <fmt/ranges.h>
 
 #include "ir/graph.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 namespace {
@@ -21,9 +22,6 @@ bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 
 // Names may contain '.' after the first character (`layer1.0.conv`, as exporters write them).
 bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9') || c == '.'; }
 bool is_space(char c) { return c == ' ' || c == '\t'; }
-
-// Far beyond any real tensor, and small enough that element counts and byte sizes never overflow.
-constexpr int64_t kMaxElements = int64_t{1} << 48;
 
 std::string join(const std::vector<std::string>& names) { return fmt::format("{}", fmt::join(names, ", ")); }
 
@@ -288,11 +286,13 @@ class GraphParser {
     size_t dims_pos = pos_;
     v.shape = integer_list("a dimension (an integer)");
     if (v.shape.empty()) fail(dims_pos, "a tensor needs at least one dimension, got []");
-    int64_t elements = 1;
     for (int64_t d : v.shape) {
       if (d < 1) fail(dims_pos, fmt::format("every dimension must be at least 1, got {}", d));
-      if (d > kMaxElements / elements) fail(dims_pos, "the tensor has more than 2^48 elements");
-      elements *= d;
+      if (d > kMaxDimension) fail(dims_pos, fmt::format("every dimension must be at most {}, got {}", kMaxDimension, d));
+    }
+    if (!checked_element_count(v.shape)) {
+      fail(dims_pos, fmt::format("'{}' of shape {} has more than 2^48 elements, the most one tensor may have", v.name,
+                                 shape_text(v.shape)));
     }
     require_separator("the shape");
   }

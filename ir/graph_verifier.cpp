@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "ir/graph.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 namespace {
@@ -85,6 +86,16 @@ class OpTyper {
                    "operand '" + v.name + "' of '" + op_.name + "' is untyped or an int8 value without a scale");
     }
     infer();
+    for (int64_t d : shape_) {
+      if (d > kMaxDimension) {
+        fail(fmt::format("the result {} has a dimension larger than {}, the largest tpusim accepts",
+                         type_text(dtype_, shape_), kMaxDimension));
+      }
+    }
+    if (!checked_element_count(shape_)) {
+      fail(fmt::format("the result {} has more than 2^48 elements, the most one tensor may have",
+                       type_text(dtype_, shape_)));
+    }
 
     bool declared = !out.shape.empty();
     DType dtype = dtype_;
@@ -573,11 +584,23 @@ std::vector<Error> check_graph(const Graph& graph, bool typed) {
       problem(v.location, fmt::format("value '{}' names op '{}' as its producer, but that op writes something else",
                                       v.name, graph.ops[static_cast<size_t>(v.producer)].name));
     }
+    bool dims_ok = true;
     for (int64_t d : v.shape) {
       if (d < 1) {
         problem(v.location, fmt::format("{} '{}' is {}; every dimension must be at least 1", kind, v.name, type_text(v)));
+        dims_ok = false;
         break;
       }
+      if (d > kMaxDimension) {
+        problem(v.location, fmt::format("{} '{}' is {}; every dimension must be at most {}", kind, v.name, type_text(v),
+                                        kMaxDimension));
+        dims_ok = false;
+        break;
+      }
+    }
+    if (dims_ok && !checked_element_count(v.shape)) {
+      problem(v.location, fmt::format("{} '{}' is {}: more than 2^48 elements, the most one tensor may have", kind,
+                                      v.name, type_text(v)));
     }
     if (!v.weight_file.empty() && v.kind != ValueKind::Weight) {
       problem(v.location, fmt::format("{} '{}' has a file; only weights are read from files", kind, v.name));
@@ -621,6 +644,21 @@ std::vector<Error> check_graph(const Graph& graph, bool typed) {
                                          graph.ops[static_cast<size_t>(w)].name, label));
       } else {
         w = o;
+      }
+    }
+
+    // Integer attributes are sizes, axes and counts: bounded, so the typing rules' arithmetic
+    // (window spans, padded sizes, output sizes) cannot overflow.
+    for (const auto& [name, attr] : op.attrs) {
+      auto out_of_range = [](int64_t x) { return x < -kMaxDimension || x > kMaxDimension; };
+      bool bad = false;
+      if (const auto* number = std::get_if<int64_t>(&attr)) bad = out_of_range(*number);
+      if (const auto* list = std::get_if<std::vector<int64_t>>(&attr)) {
+        bad = std::any_of(list->begin(), list->end(), out_of_range);
+      }
+      if (bad) {
+        problem(op.location, fmt::format("{}: every integer of {} must be between -{} and {}", label, name,
+                                         kMaxDimension, kMaxDimension));
       }
     }
 

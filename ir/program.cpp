@@ -1,4 +1,5 @@
 #include "ir/program.h"
+#include "ir/sizes.h"
 
 #include <algorithm>
 #include <fstream>
@@ -317,6 +318,13 @@ std::optional<std::string> resolve_dma_pattern(const Program& program, const Ins
   }
   for (int64_t e : in.extent) {
     if (e < 1) return fmt::format("{} extent must be at least 1 in every dimension, got {}", mnemonic, e);
+    if (e > kMaxDimension) {
+      return fmt::format("{} extent must be at most {} in every dimension, got {}", mnemonic, kMaxDimension, e);
+    }
+  }
+  if (!checked_element_count(in.extent)) {
+    return fmt::format("{} extent {} moves more than 2^48 elements, the most one transfer may move", mnemonic,
+                       shape_text(in.extent));
   }
   pattern.extent = in.extent;
   pattern.element_bytes = dtype_size(tensor.dtype);
@@ -358,6 +366,21 @@ std::optional<std::string> resolve_dma_pattern(const Program& program, const Ins
   }
   return std::nullopt;
 }
+
+namespace {
+int64_t instances_in(const std::vector<Node>& nodes) {
+  int64_t total = 0;
+  for (const Node& node : nodes) {
+    int64_t n = node.kind == Node::Kind::Instruction ? 1
+                : node.kind == Node::Kind::Repeat    ? checked_mul(node.loop_count, instances_in(node.body)).value_or(INT64_MAX)
+                                                     : 0;
+    total = checked_add(total, n).value_or(INT64_MAX);
+  }
+  return total;
+}
+}  // namespace
+
+int64_t instruction_instances(const Program& program) { return instances_in(program.body); }
 
 Program load_program(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -240,6 +240,10 @@ class ProgramCursor {
 
 constexpr int kMaxLoopDepth = 16;
 
+// How many instructions running `program` executes, each iteration of a `repeat` counted;
+// INT64_MAX when that is more than fits (a loop of 2^40 inside a loop of 2^40).
+int64_t instruction_instances(const Program& program);
+
 // Parses `*.tpu` text. Throws tpusim::Error at the first problem, located at line:column.
 Program parse_program(const std::string& text, const std::string& file_name);
 Program load_program(const std::string& path);

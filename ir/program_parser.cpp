@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "ir/program.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 namespace {
@@ -414,6 +415,11 @@ class ProgramParser {
     if (decl.shape.size() > 6) fail(shape_pos, "tensors have at most 6 dimensions");
     for (int64_t d : decl.shape) {
       if (d < 1) fail(shape_pos, fmt::format("every dimension must be at least 1, got {}", d));
+      if (d > kMaxDimension) fail(shape_pos, fmt::format("every dimension must be at most {}, got {}", kMaxDimension, d));
+    }
+    if (!checked_element_count(decl.shape)) {
+      fail(shape_pos, fmt::format("tensor '{}' of shape {} has more than 2^48 elements, the most one tensor may have",
+                                  decl.name, shape_text(decl.shape)));
     }
     size_t kind_pos = (skip_spaces(), pos_);
     std::string kind = identifier("the tensor kind (input, output or scratch)");

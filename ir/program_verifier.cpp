@@ -12,9 +12,23 @@
 namespace tpusim {
 namespace {
 
+// Address and coordinate arithmetic is done in 128 bits: every term is a product of two int64
+// values from the program text (a coefficient and a loop count, a stride and an extent), and a
+// handful of them are added, so nothing here can overflow however large the numbers written.
+// A range that passes the checks lies inside a buffer or tensor, so the simulator's own 64-bit
+// arithmetic on it is safe.
+using Wide = __int128;
+
 struct Range {
-  int64_t low = 0, high = 0;  // inclusive
+  Wide low = 0, high = 0;  // inclusive
 };
+
+// Loop multiplicities and token counts saturate here: far beyond any limit a run accepts.
+constexpr Wide kSaturated = Wide{1} << 100;
+Wide saturating_mul(Wide a, Wide b) {
+  if (a == 0 || b == 0) return 0;
+  return a > kSaturated / b ? kSaturated : std::min(a * b, kSaturated);
+}
 
 class Verifier {
  public:
@@ -36,7 +50,7 @@ class Verifier {
   Range range_of(const Affine& a) const {
     Range r{a.constant, a.constant};
     for (const auto& [depth, coefficient] : a.terms) {
-      int64_t span = coefficient * (loop_counts_.at(static_cast<size_t>(depth)) - 1);
+      Wide span = Wide{coefficient} * (loop_counts_.at(static_cast<size_t>(depth)) - 1);
       if (span < 0) r.low += span; else r.high += span;
     }
     return r;
@@ -46,16 +60,16 @@ class Verifier {
   // starting at `ref`'s address.
   void check_rows(const Instruction& in, const char* operand, const BufferRef& ref, int64_t count,
                   int64_t stride, int64_t width) {
-    int64_t span = (count - 1) * stride;
-    check_buffer(in, operand, ref, std::min<int64_t>(span, 0), std::max<int64_t>(span, 0) + width);
+    Wide span = (Wide{count} - 1) * stride;
+    check_buffer(in, operand, ref, std::min<Wide>(span, 0), std::max<Wide>(span, 0) + width);
   }
 
   // The bytes [address + low_offset, address + high_offset_exclusive) over every iteration.
   void check_buffer(const Instruction& in, const char* operand, const BufferRef& ref,
-                    int64_t low_offset, int64_t high_offset_exclusive) {
+                    Wide low_offset, Wide high_offset_exclusive) {
     if (!ref.present) return;
     Range r = range_of(ref.address);
-    int64_t low = r.low + low_offset, high = r.high + high_offset_exclusive;
+    Wide low = r.low + low_offset, high = r.high + high_offset_exclusive;
     int64_t size = target_.buffer_bytes[static_cast<int>(ref.buffer)];
     if (low < 0 || high > size) {
       error(in.location, fmt::format("{} {} accesses {} bytes [{}, {}) but {} has {} bytes "
@@ -65,11 +79,11 @@ class Verifier {
     }
   }
 
-  void walk(const std::vector<Node>& nodes, int64_t multiplicity) {
+  void walk(const std::vector<Node>& nodes, Wide multiplicity) {
     for (const auto& node : nodes) {
       if (node.kind == Node::Kind::Repeat) {
         loop_counts_.push_back(node.loop_count);
-        walk(node.body, multiplicity * node.loop_count);
+        walk(node.body, saturating_mul(multiplicity, node.loop_count));
         loop_counts_.pop_back();
       } else if (node.kind == Node::Kind::Instruction) {
         check(node.instruction, multiplicity);
@@ -77,11 +91,11 @@ class Verifier {
     }
   }
 
-  void check(const Instruction& in, int64_t multiplicity) {
+  void check(const Instruction& in, Wide multiplicity) {
     const OpcodeInfo& info = opcode_info(in.opcode);
     for (int t : in.waits) {
       const auto& token = program_.tokens[static_cast<size_t>(t)];
-      waits_[t] += multiplicity;
+      waits_[t] = std::min(waits_[t] + multiplicity, kSaturated);
       if (token.consumer != info.unit) {
         error(in.location, fmt::format("{} runs on {} but waits on token '{}', which is "
                                        "consumed by {} (declared at line {})",
@@ -91,7 +105,7 @@ class Verifier {
     }
     for (int t : in.signals) {
       const auto& token = program_.tokens[static_cast<size_t>(t)];
-      signals_[t] += multiplicity;
+      signals_[t] = std::min(signals_[t] + multiplicity, kSaturated);
       if (token.producer != info.unit) {
         error(in.location, fmt::format("{} runs on {} but signals token '{}', which is "
                                        "produced by {} (declared at line {})",
@@ -116,7 +130,12 @@ class Verifier {
     }
     size_t dims = pattern.extent.size(), rank = tensor.shape.size();
     const auto& steps = pattern.tensor_step;
-    int64_t low = pattern.low_offset(), high = pattern.high_offset();
+    // The pattern's own offsets, in 128 bits (DmaPattern's are 64-bit, for patterns that passed).
+    Wide low = 0, high = pattern.element_bytes;
+    for (size_t j = 0; j < dims; ++j) {
+      Wide span = (Wide{pattern.extent[j]} - 1) * pattern.buffer_stride[j];
+      if (span < 0) low += span; else high += span;
+    }
     check_buffer(in, load ? "dst" : "src", in.buffer, low, high);
     if (!load) {
       if (tensor.kind == TensorKind::Input) {
@@ -127,7 +146,7 @@ class Verifier {
       for (size_t d = 0; d < rank; ++d) {
         Range r = range_of(in.tensor.coords[d]);
         for (size_t j = 0; j < dims; ++j) {
-          int64_t span = (in.extent[j] - 1) * steps[j][d];
+          Wide span = (Wide{in.extent[j]} - 1) * steps[j][d];
           if (span < 0) r.low += span; else r.high += span;
         }
         if (r.low < 0 || r.high >= tensor.shape[d]) {
@@ -273,8 +292,8 @@ class Verifier {
 
   void check_token_balance() {
     for (size_t t = 0; t < program_.tokens.size(); ++t) {
-      int64_t s = signals_.count(static_cast<int>(t)) ? signals_[static_cast<int>(t)] : 0;
-      int64_t w = waits_.count(static_cast<int>(t)) ? waits_[static_cast<int>(t)] : 0;
+      Wide s = signals_.count(static_cast<int>(t)) ? signals_[static_cast<int>(t)] : 0;
+      Wide w = waits_.count(static_cast<int>(t)) ? waits_[static_cast<int>(t)] : 0;
       if (s != w) {
         const auto& token = program_.tokens[t];
         error(token.location, fmt::format("token '{}' is signalled {} time{} but waited on {} "
@@ -287,7 +306,7 @@ class Verifier {
   const Program& program_;
   const TargetLimits& target_;
   std::vector<int64_t> loop_counts_;
-  std::map<int, int64_t> signals_, waits_;
+  std::map<int, Wide> signals_, waits_;
   int64_t stationary_rows_ = 0, stationary_cols_ = 0;
   std::vector<Error> errors_;
 };

@@ -240,9 +240,10 @@ constexpr ByteUnit kByteUnits[] = {
     {"B", 1},     {"KiB", int64_t{1} << 10}, {"MiB", int64_t{1} << 20}, {"GiB", int64_t{1} << 30},
     {"KB", 1000}, {"MB", 1000 * 1000},       {"GB", 1000 * 1000 * 1000}};
 
-// `24MiB`, `4 MiB`, `256`, `64KB`: an integer and an optional unit.
-int64_t read_byte_size(const Value& value) {
-  const std::string& text = scalar_text(value, "a byte size such as 24MiB");
+}  // namespace
+
+int64_t parse_byte_size(const std::string& text, const SourceLocation& where) {
+  auto fail = [&](const std::string& message) { throw Error(where, message); };
   std::string_view rest = trim(text);
   size_t digits = 0;
   if (digits < rest.size() && (rest[digits] == '-' || rest[digits] == '+')) ++digits;
@@ -256,8 +257,8 @@ int64_t read_byte_size(const Value& value) {
       text);
   bool too_large = false;
   std::optional<int64_t> number = parse_int64(number_text, &too_large);
-  if (too_large) value.fail(fmt::format("byte size '{}' is too large", text));
-  if (!number) value.fail(expected);
+  if (too_large) fail(fmt::format("byte size '{}' is too large", text));
+  if (!number) fail(expected);
   int64_t scale = 0;
   for (const ByteUnit& candidate : kByteUnits) {
     if (unit == candidate.name) scale = candidate.bytes;
@@ -272,16 +273,29 @@ int64_t read_byte_size(const Value& value) {
             return std::tolower(static_cast<unsigned char>(a)) ==
                    std::tolower(static_cast<unsigned char>(b));
           })) {
-        value.fail(fmt::format("{}; units are case-sensitive: did you mean '{}'?", expected,
+        fail(fmt::format("{}; units are case-sensitive: did you mean '{}'?", expected,
                                candidate.name));
       }
     }
-    value.fail(expected);
+    fail(expected);
   }
   const int64_t limit = std::numeric_limits<int64_t>::max() / scale;
   if (*number > limit || *number < -limit)
-    value.fail(fmt::format("byte size '{}' is too large", text));
+    fail(fmt::format("byte size '{}' is too large", text));
   return *number * scale;
+}
+
+namespace {
+
+// `24MiB`, `4 MiB`, `256`, `64KB`: an integer and an optional unit.
+int64_t read_byte_size(const Value& value) {
+  return parse_byte_size(scalar_text(value, "a byte size such as 24MiB"), value.where);
+}
+
+// `number` if it is at most `maximum`, else "must be at most MAXIMUM{note}, got NUMBER".
+int64_t at_most(const Value& value, int64_t number, int64_t maximum, std::string_view note = "") {
+  if (number > maximum) value.fail(fmt::format("must be at most {}{}, got {}", maximum, note, number));
+  return number;
 }
 
 double read_positive_number(const Value& value) {
@@ -347,12 +361,14 @@ struct BufferNeeds {
 BufferConfig read_buffer(const Section& section, const BufferNeeds& needs) {
   BufferConfig buffer;
   Value bytes = section.require("bytes", "the capacity, e.g. 24MiB");
-  buffer.bytes = at_least(bytes, read_byte_size(bytes), 1);
-  if (auto value = section.find("banks")) buffer.banks = read_integer_at_least(*value, 1);
+  buffer.bytes = at_most(bytes, at_least(bytes, read_byte_size(bytes), 1), kMaxBufferBytes,
+                         " (4 GiB: the simulator holds every buffer byte in memory)");
+  if (auto value = section.find("banks")) buffer.banks = at_most(*value, read_integer_at_least(*value, 1), kMaxBufferBytes);
   std::optional<Value> bytes_per_cycle = section.find("bytes_per_cycle");
   if (bytes_per_cycle) {
-    buffer.bytes_per_cycle = read_integer_at_least(
-        *bytes_per_cycle, 0, " (0 or absent means the minimum the array needs)");
+    buffer.bytes_per_cycle = at_most(*bytes_per_cycle,
+                                     read_integer_at_least(*bytes_per_cycle, 0, " (0 or absent means the minimum the array needs)"),
+                                     kMaxBufferBytes);
   }
 
   // The default of one bank divides every size, so a mismatch means banks was given.
@@ -378,26 +394,29 @@ BufferConfig read_buffer(const Section& section, const BufferNeeds& needs) {
 VpuConfig read_vpu(const Section& section, const MxuConfig& mxu) {
   VpuConfig vpu;
   if (auto value = section.find("lanes"))
-    vpu.lanes = read_integer_at_least(*value, 0, " (0 or absent means mxu.cols)");
+    vpu.lanes = at_most(*value, read_integer_at_least(*value, 0, " (0 or absent means mxu.cols)"), kMaxArrayDimension);
   if (vpu.lanes == 0) vpu.lanes = mxu.cols;
   for (const VpuOp& op : kVpuOps) {
     Section timing_section = section.section(op.name);
     VectorOpTiming& timing = vpu.*op.timing;
     if (auto value = timing_section.find("latency"))
-      timing.latency = read_integer_at_least(*value, 1);
+      timing.latency = at_most(*value, read_integer_at_least(*value, 1), kMaxCycleCount);
     if (auto value = timing_section.find("interval"))
-      timing.interval = read_integer_at_least(*value, 1);
+      timing.interval = at_most(*value, read_integer_at_least(*value, 1), kMaxCycleCount);
   }
   return vpu;
 }
 
 DramConfig read_dram(const Section& section) {
   DramConfig dram;
-  dram.bytes_per_cycle = read_positive_number(section.require(
-      "bytes_per_cycle", "sustained bandwidth in bytes per MXU clock cycle, greater than 0"));
+  Value bandwidth = section.require("bytes_per_cycle", "sustained bandwidth in bytes per MXU clock cycle, greater than 0");
+  dram.bytes_per_cycle = read_positive_number(bandwidth);
+  if (dram.bytes_per_cycle > static_cast<double>(kMaxBufferBytes)) {
+    bandwidth.fail(fmt::format("must be at most {}, got {}", kMaxBufferBytes, format_number(dram.bytes_per_cycle)));
+  }
   if (auto value = section.find("latency_cycles"))
-    dram.latency_cycles = read_integer_at_least(*value, 0);
-  if (auto value = section.find("channels")) dram.channels = read_integer_at_least(*value, 1);
+    dram.latency_cycles = at_most(*value, read_integer_at_least(*value, 0), kMaxCycleCount);
+  if (auto value = section.find("channels")) dram.channels = at_most(*value, read_integer_at_least(*value, 1), 1024);
   return dram;
 }
 

@@ -9,12 +9,18 @@
 #include <vector>
 
 #include "ir/dtype.h"
+#include "ir/diagnostics.h"
 #include "ir/target.h"
 
 namespace tpusim {
 
 // Largest accepted mxu.rows / mxu.cols.
 constexpr int64_t kMaxArrayDimension = 16384;
+// The largest on-chip buffer (and buffer bandwidth, DRAM bandwidth): 4 GiB. The simulator
+// keeps every buffer byte in host memory.
+constexpr int64_t kMaxBufferBytes = int64_t{1} << 32;
+// The longest latency or issue interval of a unit, in cycles: 2^31 - 1.
+constexpr int64_t kMaxCycleCount = (int64_t{1} << 31) - 1;
 
 struct MxuConfig {
   int64_t rows = 0;  // required: PE rows (the reduction dimension in ws)
@@ -99,5 +105,8 @@ std::vector<std::string> arch_preset_names();
 // A byte count in readable units: "24 MiB", "256 B", "1.50 KiB" (binary units; exact when
 // the count is a whole number of the unit).
 std::string format_byte_size(int64_t bytes);
+// `24MiB`, `4 MiB`, `256`, `64KB`: an integer and an optional unit (B, KiB, MiB, GiB, KB, MB,
+// GB; case-sensitive). A malformed or too large size is an error at `where`.
+int64_t parse_byte_size(const std::string& text, const SourceLocation& where);
 
 }  // namespace tpusim

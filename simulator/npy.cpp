@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "ir/diagnostics.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -26,7 +27,6 @@ constexpr size_t kArrayAlign = 64;
 // rows can rewrite the header in place. We copy it to stay byte-identical to numpy.save.
 constexpr size_t kGrowthAxisMaxDigits = 21;
 // Larger element counts cannot be real tensors; the limit keeps byte counts far from overflow.
-constexpr int64_t kMaxElements = int64_t{1} << 48;
 
 const char* const kResaveHint = "re-save the array with numpy.save";
 
@@ -246,19 +246,6 @@ DType dtype_from_descr(const std::string& descr, const std::string& source) {
   return *dtype;
 }
 
-// Product of the dimensions, or nullopt when it exceeds kMaxElements.
-std::optional<int64_t> checked_element_count(const std::vector<int64_t>& shape) {
-  int64_t count = 1;
-  for (int64_t dim : shape) {
-    if (dim < 0) return std::nullopt;
-    if (dim == 0) return 0;  // a zero dimension empties the tensor whatever the others are
-  }
-  for (int64_t dim : shape) {
-    if (dim > kMaxElements / count) return std::nullopt;
-    count *= dim;
-  }
-  return count;
-}
 
 }  // namespace
 
@@ -354,7 +341,7 @@ HostTensor parse_npy(std::string_view file, const std::string& source) {
   return tensor;
 }
 
-HostTensor read_npy(const std::string& path) {
+HostTensor read_npy(const std::string& path, int64_t expected_data_bytes) {
   std::error_code ignored;
   if (!std::filesystem::exists(path, ignored)) {
     fail(path,
@@ -363,6 +350,14 @@ HostTensor read_npy(const std::string& path) {
   }
   if (std::filesystem::is_directory(path, ignored)) {
     fail(path, "is a directory, not an .npy file");
+  }
+  // A format 1.0 header is at most 65535 + 10 bytes; format 2.0 allows 4 GiB, so allow 1 MiB.
+  constexpr int64_t kLargestHeader = int64_t{1} << 20;
+  const uintmax_t file_bytes = std::filesystem::file_size(path, ignored);
+  if (expected_data_bytes < INT64_MAX - kLargestHeader && file_bytes != static_cast<uintmax_t>(-1) &&
+      file_bytes > static_cast<uintmax_t>(expected_data_bytes + kLargestHeader)) {
+    fail(path, fmt::format("is {} bytes, far more than the {} bytes of data the tensor it is for holds; check the path",
+                           file_bytes, expected_data_bytes));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, fmt::format("cannot open the .npy file: {}", std::strerror(errno)));

@@ -28,7 +28,10 @@ std::string npy_descr(DType dtype);
 
 // Reads a .npy file. Accepted descriptors: '|i1' (also '<i1', 'i1') = int8, '<i4' = int32,
 // '<u2' = bf16 bit patterns, '<f4' = fp32; C order, little-endian, nothing after the data.
-HostTensor read_npy(const std::string& path);
+// A file larger than `expected_data_bytes` plus the largest header is refused before it is
+// read (so a wrong path to a huge file cannot take the memory); pass the bytes of the tensor
+// the file is for.
+HostTensor read_npy(const std::string& path, int64_t expected_data_bytes = INT64_MAX);
 
 // Writes `tensor` as a format 1.0 .npy file, byte-identical to numpy.save (numpy >= 1.24,
 // which leaves spare header room for growing the first axis in place).

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "simulator/random_data.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -22,7 +23,17 @@ Traffic& Traffic::operator+=(const Traffic& o) {
   return *this;
 }
 
-MachineState make_machine_state(const Program& program, const TargetLimits& target) {
+int64_t machine_state_bytes(const Program& program, const TargetLimits& target) {
+  int64_t bytes = 0;
+  for (int b = 0; b < kBufferCount; ++b) bytes = checked_add(bytes, target.buffer_bytes[b]).value_or(INT64_MAX);
+  // Tensor shapes are checked when parsed or emitted: each is at most 2^48 elements.
+  for (const auto& t : program.tensors) bytes = checked_add(bytes, t.byte_size()).value_or(INT64_MAX);
+  return bytes;
+}
+
+MachineState make_machine_state(const Program& program, const TargetLimits& target, const ResourceLimits& limits) {
+  require_memory(machine_state_bytes(program, target), limits, {program.file, 0, 0, ""},
+                 "the simulated machine (its on-chip buffers and DRAM tensors)");
   MachineState state;
   for (int b = 0; b < kBufferCount; ++b) {
     state.buffers[b].assign(static_cast<size_t>(target.buffer_bytes[b]), 0);
@@ -463,7 +474,7 @@ void load_program_inputs(const Program& program, const std::string& directory, u
     }
     std::string path = directory.empty() ? std::string() : directory + "/" + decl.name + ".npy";
     if (!path.empty() && std::filesystem::exists(path)) {
-      HostTensor t = read_npy(path);
+      HostTensor t = read_npy(path, decl.byte_size());
       if (t.dtype != decl.dtype || t.shape != decl.shape) {
         throw Error({path, 0, 0, ""},
                     fmt::format("holds {} [{}] but the program declares tensor '{}' as {} [{}] "

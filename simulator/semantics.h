@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/program.h"
+#include "ir/resource_limits.h"
 #include "simulator/npy.h"
 
 namespace tpusim {
@@ -19,8 +20,10 @@ struct MachineState {
   std::vector<std::vector<uint8_t>> dram;  // indexed like Program::tensors
 };
 
-// Zeroed buffers of the target's sizes and zeroed DRAM tensors.
-MachineState make_machine_state(const Program& program, const TargetLimits& target);
+// Buffers zeroed, DRAM tensors allocated (zeroed). Refuses, before allocating anything, a
+// machine whose bytes (machine_state_bytes) are more than limits.max_memory_bytes.
+MachineState make_machine_state(const Program& program, const TargetLimits& target, const ResourceLimits& limits = {});
+int64_t machine_state_bytes(const Program& program, const TargetLimits& target);
 
 // Bytes moved, for counters. Buffers are indexed by Buffer.
 struct Traffic {

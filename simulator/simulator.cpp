@@ -11,6 +11,7 @@
 #include "simulator/hazard.h"
 #include "simulator/interpreter.h"
 #include "simulator/systolic_array.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -951,6 +952,23 @@ void register_counters(SimulationResult& result) {
 // something changes and charges the skipped cycles to what each unit was doing.
 SimulationResult simulate_program(const Program& program, const ArchConfig& arch, MachineState& state,
                                   const SimulationOptions& options) {
+  const SourceLocation where{program.file, 0, 0, ""};
+  const int64_t instances = instruction_instances(program);
+  if (instances > options.limits.max_instructions) {
+    throw Error(where, fmt::format("the program executes {} instructions (each iteration of a repeat counted), more "
+                                   "than --max-instructions allows ({}); shorten its loops, or raise "
+                                   "--max-instructions",
+                                   instances == INT64_MAX ? std::string("more than 2^63") : std::to_string(instances),
+                                   options.limits.max_instructions));
+  }
+  if (options.record_trace) {
+    require_memory(multiply_or_fail(instances, static_cast<int64_t>(sizeof(TraceEvent)) + 16, where, "the trace"),
+                   options.limits, where, "the trace (one event per instruction executed)");
+  }
+  if (options.fidelity == Fidelity::Pe) {
+    // A few registers of a few bytes each per PE, in two planes: 64 bytes bounds them.
+    require_memory(arch.mxu.rows * arch.mxu.cols * 64, options.limits, where, "the PE-level array (--fidelity pe)");
+  }
   Machine machine(program, arch, state, options);
   MxuUnit mxu(machine);
   VpuUnit vpu(machine);
@@ -985,6 +1003,11 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
       throw Error({program.file, 0, 0, ""},
                   fmt::format("deadlock at cycle {}: no unit can continue; every remaining "
                               "instruction waits on a token that nothing will signal:{}", cycle, lines));
+    }
+    if (next > options.limits.max_cycles) {
+      throw Error(where, fmt::format("the simulation reached --max-cycles ({}) before the program finished; raise "
+                                     "--max-cycles to run it longer",
+                                     options.limits.max_cycles));
     }
     if (next > cycle + 1) {
       const int64_t skipped = next - cycle - 1;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ir/program.h"
+#include "ir/resource_limits.h"
 #include "simulator/arch.h"
 #include "simulator/counters.h"
 #include "simulator/semantics.h"
@@ -53,6 +54,8 @@ struct SimulationOptions {
   Fidelity fidelity = Fidelity::Fast;
   bool check_races = true;
   bool record_trace = false;  // per-instruction issue/complete events
+  // max_instructions and max_cycles bound the run; max_memory_bytes bounds the trace.
+  ResourceLimits limits;
 };
 
 struct TraceEvent {
@@ -73,7 +76,9 @@ struct SimulationResult {
 };
 
 // Runs `program` on `state` (inputs loaded) for `arch`. Throws tpusim::Error on a runtime
-// fault (out-of-range access, race, deadlock).
+// fault (out-of-range access, race, deadlock), and before it starts when the program would
+// execute more instructions than options.limits allows; stops with an error when the run
+// passes options.limits.max_cycles.
 SimulationResult simulate_program(const Program& program, const ArchConfig& arch,
                                   MachineState& state, const SimulationOptions& options = {});
 

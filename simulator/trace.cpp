@@ -14,7 +14,8 @@ std::string trace_json(const Program& program, const SimulationResult& result) {
   for (const auto& e : result.trace) {
     const Instruction& in = *e.instruction;
     nlohmann::ordered_json args;
-    args["line"] = in.location.line;
+    // A compiled program's instructions have no line of their own; their label names the op.
+    if (in.location.line > 0) args["line"] = in.location.line;
     if (!e.loop_values.empty()) args["loop"] = e.loop_values;
     if (!in.label.empty()) args["label"] = in.label;
     std::string name(opcode_info(in.opcode).mnemonic);

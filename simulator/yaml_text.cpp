@@ -1,5 +1,7 @@
 #include "simulator/yaml_text.h"
 
+#include "ir/sizes.h"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -228,5 +230,23 @@ int64_t at_least(const LocatedNode& node, int64_t number, int64_t minimum, std::
 int64_t read_integer_at_least(const LocatedNode& node, int64_t minimum, std::string_view note) {
   return at_least(node, read_integer(node), minimum, note);
 }
+
+namespace {
+int64_t at_most_dimension(const LocatedNode& node, int64_t number) {
+  if (number > kMaxDimension) {
+    node.fail(fmt::format("must be at most {} (the largest size tpusim accepts), got {}", kMaxDimension, number));
+  }
+  if (number < -kMaxDimension) {
+    node.fail(fmt::format("must be at least -{} (the largest size tpusim accepts), got {}", kMaxDimension, number));
+  }
+  return number;
+}
+}  // namespace
+
+int64_t read_size(const LocatedNode& node, int64_t minimum, std::string_view note) {
+  return at_most_dimension(node, read_integer_at_least(node, minimum, note));
+}
+
+int64_t read_bounded_integer(const LocatedNode& node) { return at_most_dimension(node, read_integer(node)); }
 
 }  // namespace tpusim::yaml_text

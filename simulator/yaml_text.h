@@ -36,6 +36,10 @@ bool read_bool(const LocatedNode& node);       // true/True/TRUE, false/False/FA
 // `number` if it is at least `minimum`, else "must be at least MINIMUM{note}, got NUMBER".
 int64_t at_least(const LocatedNode& node, int64_t number, int64_t minimum, std::string_view note = "");
 int64_t read_integer_at_least(const LocatedNode& node, int64_t minimum, std::string_view note = "");
+// A size, count or axis of a model: read_integer_at_least, and at most kMaxDimension
+// (ir/sizes.h) in magnitude, so arithmetic on a few of them cannot overflow.
+int64_t read_size(const LocatedNode& node, int64_t minimum, std::string_view note = "");
+int64_t read_bounded_integer(const LocatedNode& node);
 
 // "a, b, c".
 std::string join(const std::vector<std::string>& words, const char* separator = ", ");

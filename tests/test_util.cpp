@@ -8,6 +8,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +54,48 @@ CommandResult run_tpusim(const std::string& arguments) {
                         out_path + "' 2>'" + err_path + "' </dev/null";
   int status = std::system(command.c_str());
   CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_text_file(out_path);
+  result.err = read_text_file(err_path);
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
+BoundedResult run_tpusim_bounded(const std::string& arguments, int64_t memory_bytes, int timeout_seconds) {
+  std::string dir = make_temp_dir("bounded");
+  std::string out_path = dir + "/out", err_path = dir + "/err";
+  // `exec` makes the shell become tpusim, so the limits and the usage figures are tpusim's.
+  std::string command = "cd '" + source_dir() + "' && exec '" TPUSIM_BINARY "' " + arguments + " >'" + out_path +
+                        "' 2>'" + err_path + "' </dev/null";
+  const auto start = std::chrono::steady_clock::now();
+  pid_t child = fork();
+  if (child == 0) {
+#if !defined(__SANITIZE_ADDRESS__)
+    rlimit limit{static_cast<rlim_t>(memory_bytes), static_cast<rlim_t>(memory_bytes)};
+    setrlimit(RLIMIT_AS, &limit);
+#else
+    (void)memory_bytes;
+#endif
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  BoundedResult result;
+  int status = 0;
+  rusage usage{};
+  while (true) {
+    pid_t done = wait4(child, &status, WNOHANG, &usage);
+    if (done == child) break;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (elapsed > timeout_seconds) {
+      result.timed_out = true;
+      kill(child, SIGKILL);
+      wait4(child, &status, 0, &usage);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.max_rss_kb = usage.ru_maxrss;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   result.out = read_text_file(out_path);
   result.err = read_text_file(err_path);

@@ -49,6 +49,7 @@ struct Options {
   std::string model, arch, output, emit = "program";
   std::vector<std::string> overrides;
   CompilerFlags flags;
+  LimitFlags limits;
 };
 
 void write_output(const std::string& path, const std::string& text) {
@@ -62,19 +63,22 @@ void write_output(const std::string& path, const std::string& text) {
 }
 
 void compile(const Options& o) {
+  const ResourceLimits limits = resource_limits(o.limits);
+  CompileOptions options = compile_options(o.flags);
+  options.limits = limits;
   ArchConfig arch = load_arch(o.arch, o.overrides);
   if (o.emit == "graph") {
     // The graph does not depend on the machine or the later passes.
-    Graph graph = load_model(o.model);
-    prepare_graph(graph, compile_options(o.flags));
+    Graph graph = load_model(o.model, limits);
+    prepare_graph(graph, options);
     write_output(o.output, print_graph(graph));
     return;
   }
-  CompileResult result = compile_graph(load_model(o.model), arch, compile_options(o.flags));
+  CompileResult result = compile_graph(load_model(o.model, limits), arch, options);
   std::string text;
   if (o.emit == "graph") text = print_graph(result.graph);
   if (o.emit == "lowered") {
-    text = print_kernels(unroll_to_kernels(result.graph, compile_options(o.flags).lowering), false);
+    text = print_kernels(unroll_to_kernels(result.graph, options.lowering), false);
   }
   if (o.emit == "tiled") text = print_kernels(result.kernels, true);
   if (o.emit == "program") text = print_program(result.program);
@@ -93,6 +97,7 @@ void register_compile_command(CLI::App& app) {
   cmd->add_option("--emit", o->emit, "What to write: graph, lowered, tiled or program (default)")
       ->check(CLI::IsMember({"graph", "lowered", "tiled", "program"}));
   add_compiler_flags(cmd, o->flags);
+  add_limit_flags(cmd, o->limits, false);
   cmd->callback([o] { compile(*o); });
 }
 

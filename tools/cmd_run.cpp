@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/program.h"
+#include "ir/sizes.h"
 #include "simulator/arch.h"
 #include "simulator/interpreter.h"
 #include "simulator/npy.h"
@@ -32,16 +33,28 @@ struct RunOptions {
   std::vector<std::string> overrides;
   std::string inputs, outputs, json, trace;
   std::string fidelity = "fast";
-  uint64_t seed = 1;
+  std::string seed = "1";
   bool check = false;
   bool no_race_check = false;
   bool quiet = false;
   CompilerFlags flags;
+  LimitFlags limit_flags;
+  // Checked from the flags before anything runs.
+  uint64_t seed_value = 1;
+  ResourceLimits limits;
 };
 
-bool is_model(const std::string& path) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  return ext == ".yaml" || ext == ".yml" || ext == ".graph";
+// An output file must be writable where it is asked for: checked before anything is simulated.
+void require_writable(const std::string& path, const char* flag) {
+  if (path.empty()) return;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code error;
+  if (!parent.empty() && !std::filesystem::is_directory(parent, error)) {
+    throw Error({path, 0, 0, ""}, fmt::format("{}: cannot write here: the directory '{}' does not exist", flag, parent.string()));
+  }
+  if (std::filesystem::is_directory(path, error)) {
+    throw Error({path, 0, 0, ""}, fmt::format("{}: is a directory; give a file name", flag));
+  }
 }
 
 SimulationOptions simulation_options(const RunOptions& o) {
@@ -49,6 +62,7 @@ SimulationOptions simulation_options(const RunOptions& o) {
   options.fidelity = o.fidelity == "pe" ? Fidelity::Pe : Fidelity::Fast;
   options.check_races = !o.no_race_check;
   options.record_trace = !o.trace.empty();
+  options.limits = o.limits;
   return options;
 }
 
@@ -80,10 +94,15 @@ std::string model_report_json(const CompileResult& compiled, const std::string& 
 // A model: compile it, simulate the program, check the outputs against the reference.
 void run_model(const RunOptions& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
-  CompileResult compiled = compile_graph(load_model(o.program), arch, compile_options(o.flags));
+  CompileOptions compile = compile_options(o.flags);
+  compile.limits = o.limits;
+  CompileResult compiled = compile_graph(load_model(o.program, o.limits), arch, compile);
   TargetLimits target = target_limits(arch);
-  MachineState state = make_machine_state(compiled.program, target);
-  auto given = place_model_inputs(compiled, o.inputs, o.seed, state);
+  require_memory(model_run_bytes(compiled, target, o.check), o.limits, {o.program, 0, 0, ""},
+                 o.check ? "the run and its check (the simulated machine, the model's data and the reference's tensors)"
+                         : "the run (the simulated machine and the model's data)");
+  MachineState state = make_machine_state(compiled.program, target, o.limits);
+  auto given = place_model_inputs(compiled, o.inputs, o.seed_value, state);
   SimulationOptions options = simulation_options(o);
   SimulationResult result = simulate_program(compiled.program, arch, state, options);
   std::string name = std::filesystem::path(o.program).filename().string();
@@ -113,18 +132,33 @@ void run_model(const RunOptions& o) {
   }
 }
 
-void run(const RunOptions& o) {
+void run(RunOptions& o) {
+  o.seed_value = parse_seed(o.seed);
+  o.limits = resource_limits(o.limit_flags);
   if (!o.inputs.empty() && !std::filesystem::is_directory(o.inputs)) {
     throw Error({o.inputs, 0, 0, ""}, "--inputs: no such directory (give the directory that holds NAME.npy files)");
   }
-  if (is_model(o.program)) return run_model(o);
+  require_writable(o.json, "--json");
+  require_writable(o.trace, "--trace");
+  if (!o.outputs.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(o.outputs, error);
+    if (error || !std::filesystem::is_directory(o.outputs)) {
+      throw Error({o.outputs, 0, 0, ""}, "--outputs: cannot create this directory");
+    }
+  }
+  if (input_kind(o.program) != InputKind::Program) return run_model(o);
   ArchConfig arch = load_arch(o.arch, o.overrides);
   Program program = load_program(o.program);
   TargetLimits target = target_limits(arch);
   verify_program_or_throw(program, target);
 
-  MachineState state = make_machine_state(program, target);
-  load_program_inputs(program, o.inputs, o.seed, state);
+  // The check keeps a second copy of the machine for the reference interpreter.
+  const int64_t machine = machine_state_bytes(program, target);
+  require_memory(o.check ? checked_mul(machine, 2).value_or(INT64_MAX) : machine, o.limits, {o.program, 0, 0, ""},
+                 o.check ? "the run and its check (two copies of the simulated machine)" : "the simulated machine (its on-chip buffers and DRAM tensors)");
+  MachineState state = make_machine_state(program, target, o.limits);
+  load_program_inputs(program, o.inputs, o.seed_value, state);
   MachineState reference_state = o.check ? state : MachineState{};
 
   SimulationOptions options = simulation_options(o);
@@ -177,6 +211,7 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--trace", options->trace, "Write a Perfetto/Chrome trace of every instruction to this file");
   cmd->add_flag("-q,--quiet", options->quiet, "Do not print the report");
   add_compiler_flags(cmd, options->flags);
+  add_limit_flags(cmd, options->limit_flags, true);
   cmd->callback([options] { run(*options); });
 }
 

@@ -25,4 +25,14 @@ struct CompilerFlags {
 void add_compiler_flags(CLI::App* cmd, CompilerFlags& flags);
 CompileOptions compile_options(const CompilerFlags& flags);
 
+// Resource limits (docs/limits.md): `--max-memory` for every command that loads a model or
+// program, `--max-cycles` and `--max-instructions` for those that simulate.
+struct LimitFlags {
+  std::string max_memory, max_cycles, max_instructions;
+};
+void add_limit_flags(CLI::App* cmd, LimitFlags& flags, bool simulates);
+ResourceLimits resource_limits(const LimitFlags& flags);  // defaults for flags not given
+// `--seed`: a decimal integer from 0 to 2^64 - 1.
+uint64_t parse_seed(const std::string& text);
+
 }  // namespace tpusim::cli

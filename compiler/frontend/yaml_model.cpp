@@ -25,6 +25,7 @@
 #include "simulator/yaml_text.h"
 #include "simulator/npy.h"
 #include "simulator/random_data.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -40,6 +41,8 @@ using yaml_text::at_least;
 using yaml_text::read_bool;
 using yaml_text::read_integer;
 using yaml_text::read_integer_at_least;
+using yaml_text::read_size;
+using yaml_text::read_bounded_integer;
 using yaml_text::read_number;
 using yaml_text::scalar_text;
 
@@ -184,7 +187,7 @@ std::vector<int64_t> read_integer_list(const Node& node, std::string_view expect
                                        std::optional<int64_t> minimum = std::nullopt) {
   std::vector<int64_t> values;
   for (const Node& item : sequence_items(node, expected)) {
-    values.push_back(minimum ? read_integer_at_least(item, *minimum) : read_integer(item));
+    values.push_back(minimum ? read_size(item, *minimum) : read_bounded_integer(item));
   }
   return values;
 }
@@ -344,13 +347,24 @@ struct Quantized {
 class ModelBuilder {
  public:
   ModelBuilder(std::string file, DType type, uint64_t seed, std::filesystem::path weight_directory,
-               std::map<std::string, int> later_names)
+               std::map<std::string, int> later_names, const ResourceLimits& limits)
       : file_(std::move(file)),
         type_(type),
         seed_(seed),
         weight_directory_(std::move(weight_directory)),
-        later_names_(std::move(later_names)) {
+        later_names_(std::move(later_names)),
+        limits_(limits) {
     graph_.file = file_;
+  }
+
+  static int64_t graph_value_bytes(const Value& v) { return v.element_count() * dtype_size(v.dtype); }
+
+  // Counts the bytes of an input or weight against the memory limit, before any of its data
+  // is generated or read: a run holds all of them (docs/limits.md).
+  void count_data(const Value& v) {
+    const int64_t elements = element_count_or_fail(v.shape, v.location, v.name);
+    data_bytes_ = add_or_fail(data_bytes_, elements * dtype_size(v.dtype), v.location, "the model's data");
+    require_memory(data_bytes_, limits_, v.location, fmt::format("the model's inputs and weights (up to '{}')", v.name));
   }
 
   Graph& graph() { return graph_; }
@@ -384,7 +398,7 @@ class ModelBuilder {
   // The output's scale: the layer's `scale:`, else `rule()` (int8 models only).
   template <typename Rule>
   Quantized output_quantization(const Layer& layer, Rule rule) const;
-  double weight_scale(const Layer& layer, int64_t fan_in) const;
+  double weight_scale(const Layer& layer, double fan_in) const;
   void reject_int8_keys(const Layer& layer) const;
 
   // A weight `LAYER.suffix` from the file under `file_key`, else seeded; returns its index.
@@ -404,6 +418,8 @@ class ModelBuilder {
   uint64_t seed_;
   std::filesystem::path weight_directory_;
   std::map<std::string, int> later_names_;  // explicit layer name -> its line
+  const ResourceLimits& limits_;
+  int64_t data_bytes_ = 0;  // inputs and weights so far
   Graph graph_;
   std::map<std::string, SourceLocation> names_;  // every value name -> where it was first used
   std::map<std::string, int> layer_outputs_;     // layer or model input name -> its final value
@@ -480,6 +496,7 @@ void ModelBuilder::add_input(const Node& name_node, const Node& spec_node) {
   v.shape = read_integer_list(*shape_node, "a list of dimension sizes such as [1, 3, 224, 224]", 1);
   if (v.shape.empty())
     shape_node->fail("must list at least one dimension, such as [1, 3, 224, 224]");
+  count_data(v);
   if (scale_node && !is_int8()) {
     scale_node->fail(fmt::format("scales apply to int8 models only (this model's type is {})",
                                  dtype_name(type_)));
@@ -587,10 +604,10 @@ void ModelBuilder::reject_int8_keys(const Layer& layer) const {
 
 // By default seeded int8 weights span +-sqrt(6 / fan_in) (He initialization), so a deep
 // network's activations keep their size instead of growing layer by layer.
-double ModelBuilder::weight_scale(const Layer& layer, int64_t fan_in) const {
+double ModelBuilder::weight_scale(const Layer& layer, double fan_in) const {
   if (!is_int8()) return 0;
   if (auto node = layer.spec.find("weight_scale")) return read_positive_number(*node);
-  return round_scale(std::sqrt(6.0 / static_cast<double>(std::max<int64_t>(1, fan_in))) / 128);
+  return round_scale(std::sqrt(6.0 / std::max(1.0, fan_in)) / 128);
 }
 
 int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
@@ -604,6 +621,7 @@ int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
   v.shape = std::move(shape);
   v.scale = dtype == DType::Int8 ? scale : 0;
   v.location = layer.where;
+  count_data(v);
   // The RMS of int8 weights is that of uniform data unless a file says otherwise; biases are
   // measured (generated when seeded: they are small, and their range decides the output scale).
   double rms = kUniformInt8Rms;
@@ -631,7 +649,7 @@ int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
     }
     HostTensor tensor;
     try {
-      tensor = read_npy(path.string());
+      tensor = read_npy(path.string(), graph_value_bytes(v));
     } catch (const Error& e) {
       file->fail(fmt::format("cannot read '{}': {}", text, e.message()));
     }
@@ -685,7 +703,7 @@ std::vector<int64_t> read_per_dim(const Node& node, size_t spatial, int64_t mini
     bool too_large = false;
     if (!parse_int64(trim(node.yaml.Scalar()), &too_large) && !too_large)
       node.fail(fmt::format("expected {}, got '{}'", expected, node.yaml.Scalar()));
-    return std::vector<int64_t>(spatial, read_integer_at_least(node, minimum));
+    return std::vector<int64_t>(spatial, read_size(node, minimum));
   }
   if (!node.yaml.IsSequence())
     node.fail(fmt::format("expected {}, got {}", expected, describe(node.yaml)));
@@ -715,12 +733,18 @@ std::vector<int64_t> read_padding(const Node& node, const std::vector<int64_t>& 
     if (text == "valid") return pads;
     if (text == "same") {
       for (size_t d = 0; d < spatial; ++d) {
-        int64_t in = input_shape[d + 2];
-        int64_t out = (in + strides[d] - 1) / strides[d];
-        int64_t span = (kernel[d] - 1) * dilations[d] + 1;
-        int64_t total = std::max<int64_t>((out - 1) * strides[d] + span - in, 0);
-        pads[d] = total / 2;
-        pads[d + spatial] = total - total / 2;
+        // In 128 bits: each size is at most kMaxDimension, but a span times a stride is not.
+        using Wide = __int128;
+        Wide in = input_shape[d + 2];
+        Wide out = (in + strides[d] - 1) / strides[d];
+        Wide span = Wide{kernel[d] - 1} * dilations[d] + 1;
+        Wide total = std::max<Wide>((out - 1) * strides[d] + span - in, 0);
+        if (total > 2 * Wide{kMaxDimension}) {
+          node.fail(fmt::format("'same' padding for kernel {} and dilation {} would be larger than {} on a side; "
+                                "use a smaller kernel or dilation", kernel[d], dilations[d], kMaxDimension));
+        }
+        pads[d] = static_cast<int64_t>(total / 2);
+        pads[d + spatial] = static_cast<int64_t>(total - total / 2);
       }
       return pads;
     }
@@ -740,6 +764,9 @@ std::vector<int64_t> read_padding(const Node& node, const std::vector<int64_t>& 
     std::optional<int64_t> number = parse_int64(trim(text), &too_large);
     if (!number)
       node.fail(fmt::format("expected an integer, a list ({}), {}; got '{}'", lists, words, text));
+    if (too_large || *number > kMaxDimension) {
+      node.fail(fmt::format("must be at most {} (the largest size tpusim accepts), got {}", kMaxDimension, text));
+    }
     std::fill(pads.begin(), pads.end(), at_least(node, *number, 0));
     return pads;
   }
@@ -770,7 +797,7 @@ int ModelBuilder::build_conv(const Layer& layer) {
   const size_t spatial = shape.size() - 2;
   const int64_t channels = shape[1];
   if (auto node = spec.find("in_channels")) {
-    int64_t given = read_integer_at_least(*node, 1);
+    int64_t given = read_size(*node, 1);
     if (given != channels) {
       node->fail(fmt::format("is {}, but the input '{}' has {} channels (shape {})", given,
                              input_name, channels, format_shape(shape)));
@@ -780,7 +807,7 @@ int ModelBuilder::build_conv(const Layer& layer) {
   std::optional<Node> depthwise_node = spec.find("depthwise");
   std::optional<Node> groups_node = spec.find("groups");
   bool depthwise = depthwise_node && read_bool(*depthwise_node);
-  int64_t groups = groups_node ? read_integer_at_least(*groups_node, 1) : 1;
+  int64_t groups = groups_node ? read_size(*groups_node, 1) : 1;
   if (depthwise && groups_node) {
     groups_node->fail(
         "give groups or depthwise: true, not both (depthwise means groups = the "
@@ -790,7 +817,7 @@ int ModelBuilder::build_conv(const Layer& layer) {
   std::optional<Node> out_node = spec.find("out_channels");
   int64_t out_channels = channels;
   if (out_node) {
-    out_channels = read_integer_at_least(*out_node, 1);
+    out_channels = read_size(*out_node, 1);
   } else if (!depthwise) {
     spec.require("out_channels", "the number of output channels");
   }
@@ -821,8 +848,9 @@ int ModelBuilder::build_conv(const Layer& layer) {
     if (auto node = spec.find("bias_weights"))
       node->fail("gives a bias file, but bias is false; remove one of them");
   }
-  int64_t fan_in = channels / groups;
-  for (int64_t k : kernel) fan_in *= k;
+  // In floating point: only its square root is used, and the product may be past int64.
+  double fan_in = static_cast<double>(channels / groups);
+  for (int64_t k : kernel) fan_in *= static_cast<double>(k);
   const double w_scale = weight_scale(layer, fan_in);
   std::vector<int64_t> w_shape = {out_channels, channels / groups};
   w_shape.insert(w_shape.end(), kernel.begin(), kernel.end());
@@ -862,7 +890,7 @@ int ModelBuilder::build_linear(const Layer& layer) {
   TPUSIM_CHECK(!shape.empty(), "infer_shapes leaves no value without a shape");
   const int64_t features = shape.back();
   if (auto node = spec.find("in_features")) {
-    int64_t given = read_integer_at_least(*node, 1);
+    int64_t given = read_size(*node, 1);
     if (given != features) {
       node->fail(
           fmt::format("is {}, but the input '{}' has shape {}: its last dim gives {} "
@@ -871,14 +899,14 @@ int ModelBuilder::build_linear(const Layer& layer) {
     }
   }
   int64_t out_features =
-      read_integer_at_least(spec.require("out_features", "the number of outputs of the layer"), 1);
+      read_size(spec.require("out_features", "the number of outputs of the layer"), 1);
   std::optional<Node> bias_node = spec.find("bias");
   bool bias = !bias_node || read_bool(*bias_node);
   if (!bias) {
     if (auto node = spec.find("bias_weights"))
       node->fail("gives a bias file, but bias is false; remove one of them");
   }
-  const double w_scale = weight_scale(layer, features);
+  const double w_scale = weight_scale(layer, static_cast<double>(features));
   int w = add_weight(layer, "w", {out_features, features}, type_, w_scale, "weights",
                      "weights [out_features, in_features]");
   std::vector<int> inputs = {x, w};
@@ -942,10 +970,10 @@ int ModelBuilder::build_attention(const Layer& layer) {
   const Mapping& spec = layer.spec;
   std::vector<int> inputs = layer.inputs;
   if (inputs.size() == 1) inputs = {inputs[0], inputs[0], inputs[0]};  // self-attention
-  int64_t heads = read_integer_at_least(spec.require("heads", "the number of query heads"), 1);
+  int64_t heads = read_size(spec.require("heads", "the number of query heads"), 1);
   int64_t kv_heads = heads;
   if (auto node = spec.find("kv_heads")) {
-    kv_heads = read_integer_at_least(*node, 1);
+    kv_heads = read_size(*node, 1);
     if (heads % kv_heads != 0)
       node->fail(
           fmt::format("{} key/value heads do not divide the {} query heads", kv_heads, heads));
@@ -954,7 +982,7 @@ int ModelBuilder::build_attention(const Layer& layer) {
   if (auto node = spec.find("causal")) causal = read_bool(*node);
   int64_t window = 0;
   if (auto node = spec.find("window"))
-    window = read_integer_at_least(*node, 1,  " (a window of W sees the last W positions; leave window out to see them all)");
+    window = read_size(*node, 1,  " (a window of W sees the last W positions; leave window out to see them all)");
   std::map<std::string, AttrValue> attrs = {{"heads", heads},
                                             {"kv_heads", kv_heads},
                                             {"causal", int64_t{causal ? 1 : 0}},
@@ -969,7 +997,7 @@ int ModelBuilder::build(const Layer& layer) {
   auto keep_range = [&] { return quantized(in[0]); };
   auto optional_int = [&](const char* key, int64_t fallback) {
     std::optional<Node> node = spec.find(key);
-    return node ? read_integer(*node) : fallback;
+    return node ? read_bounded_integer(*node) : fallback;
   };
   switch (layer.type->kind) {
     case LayerKind::Conv:
@@ -1211,7 +1239,7 @@ std::map<std::string, int> explicit_layer_names(const YAML::Node& layers) {
 
 // ---------------------------------------------------------------------------------------------
 
-Graph parse_model_yaml(const std::string& text, const std::string& file_name) {
+Graph parse_model_yaml(const std::string& text, const std::string& file_name, const ResourceLimits& limits) {
   const YAML::Node root = yaml_text::load_single_document(
       text, file_name,
       "the file is empty; a model needs at least inputs and layers (see examples/models/tiny-cnn.yaml)");
@@ -1233,7 +1261,7 @@ Graph parse_model_yaml(const std::string& text, const std::string& file_name) {
   Node layers = top.require("layers", "the list of layers, run in order");
 
   ModelBuilder builder(file_name, type, seed, std::filesystem::path(file_name).parent_path(),
-                       explicit_layer_names(layers.yaml));
+                       explicit_layer_names(layers.yaml), limits);
   builder.graph().name = name;
 
   if (!inputs.yaml.IsMap() || inputs.yaml.size() == 0) {
@@ -1260,11 +1288,11 @@ Graph parse_model_yaml(const std::string& text, const std::string& file_name) {
   return graph;
 }
 
-Graph load_model_yaml(const std::string& path) {
+Graph load_model_yaml(const std::string& path, const ResourceLimits& limits) {
   std::error_code error;
   if (!std::filesystem::exists(path, error))
     throw Error(SourceLocation{path, 0, 0, ""}, "cannot open file: no such file or directory");
-  return parse_model_yaml(read_model_file(path), path);
+  return parse_model_yaml(read_model_file(path), path, limits);
 }
 
 }  // namespace tpusim

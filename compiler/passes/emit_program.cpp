@@ -50,8 +50,9 @@ BufferRef buf(Buffer b, int64_t address, DType type = DType::Int8) {
 
 class Emitter {
  public:
-  Emitter(const KernelModule& module, const ArchConfig& arch)
-      : m_(module), g_(module.graph), arch_(arch), e_(dtype_size(arch.mxu.operand_type)) {}
+  Emitter(const KernelModule& module, const ArchConfig& arch, int64_t max_instructions)
+      : m_(module), g_(module.graph), arch_(arch), e_(dtype_size(arch.mxu.operand_type)),
+        max_instructions_(max_instructions) {}
 
   const std::vector<int>& tensor_of_value() const { return tensor_of_value_; }
 
@@ -145,15 +146,20 @@ class Emitter {
     return i;
   }
 
-  Instruction& add(Instruction in) {
-    // Tiles are emitted one by one (only rows within a tile fold into `repeat` loops), so a
-    // large model on a tiny machine can need more instructions than fit in memory: refuse.
-    if (++instructions_ > kMaxInstructions) {
+  // Counts one more instruction of the program text (loop bodies included). The tiling's
+  // floor refuses most programs too large for the machine before any is built; this is the
+  // exact count, for those the floor lets through.
+  void count_instruction() {
+    if (++instructions_ > max_instructions_) {
       throw Error(op_location(g_, label_),
                   fmt::format("the program for '{}' on '{}' needs more than {} instructions (op '{}' alone is split into "
                               "very many tiles; the compiler does not fold tile loops into repeats yet); compile for a "
-                              "machine with a larger array or buffers", g_.name, arch_.name, kMaxInstructions, label_));
+                              "machine with a larger array or buffers", g_.name, arch_.name, max_instructions_, label_));
     }
+  }
+
+  Instruction& add(Instruction in) {
+    count_instruction();
     in.label = label_;
     // A kernel that left its output on chip ends without a DMA store; the next DMA work (which
     // may reuse its buffer space) waits until it is done.
@@ -307,6 +313,7 @@ class Emitter {
       Node node;
       node.kind = Node::Kind::Instruction;
       node.instruction = body;
+      count_instruction();
       loop.body.push_back(node);
       program_.body.push_back(std::move(loop));
     }
@@ -1755,6 +1762,7 @@ class Emitter {
           Node node;
           node.kind = Node::Kind::Instruction;
           node.instruction = in;
+          count_instruction();
           loop.body.push_back(node);
         }
         program_.body.push_back(std::move(loop));
@@ -2218,13 +2226,14 @@ class Emitter {
   int64_t instructions_ = 0;
   int pending_done_token_ = -1;      // signalled by a kernel that kept its output on chip
   int pending_resident_token_ = -1;  // ... and waited on by the kernel reading it
-  static constexpr int64_t kMaxInstructions = 2'000'000;
+  const int64_t max_instructions_;
 };
 
 }  // namespace
 
-Program emit_program(const KernelModule& module, const ArchConfig& arch, std::vector<int>* tensor_of_value) {
-  Emitter emitter(module, arch);
+Program emit_program(const KernelModule& module, const ArchConfig& arch, std::vector<int>* tensor_of_value,
+                     int64_t max_program_instructions) {
+  Emitter emitter(module, arch, max_program_instructions);
   Program program = emitter.run();
   if (tensor_of_value) *tensor_of_value = emitter.tensor_of_value();
   program.file = module.graph.file.empty() ? "compiled.tpu" : module.graph.file;

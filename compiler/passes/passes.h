@@ -46,14 +46,18 @@ void allocate_buffers(KernelModule& module, const ArchConfig& arch, bool on_chip
 // are cut into chunks by the emitter). For attention it picks the score tile (queries x
 // keys, keys <= the array's rows and columns), classifies every tile as empty, partial or full
 // under the causal/window mask, and (materialized) decides whether the scores fit on chip.
-// Fails with an actionable message when even the smallest tile does not fit.
-void tile_kernels(KernelModule& module, const ArchConfig& arch);
+// Fails with an actionable message when even the smallest tile does not fit, and, before the
+// emitter builds anything, when the tiles need more than `max_program_instructions`
+// instructions (counted from a floor every lowering of the tiles must reach).
+void tile_kernels(KernelModule& module, const ArchConfig& arch, int64_t max_program_instructions = 2'000'000);
 
 // emit_program: places every tile in its buffer slots and orders the work into DMA, MXU and
 // VPU instructions with tokens (ring buffers of two slots, so loads of the next tile overlap
 // compute of this one). Every instruction is labelled with its graph op. Graph inputs and
 // weights become program inputs, graph outputs program outputs, the rest DRAM scratch.
 // `tensor_of_value` (optional) receives the program tensor of each graph value (-1 if unused).
-Program emit_program(const KernelModule& module, const ArchConfig& arch, std::vector<int>* tensor_of_value = nullptr);
+// Refuses (an error at the op being emitted) a program of more than `max_program_instructions`.
+Program emit_program(const KernelModule& module, const ArchConfig& arch, std::vector<int>* tensor_of_value = nullptr,
+                     int64_t max_program_instructions = 2'000'000);
 
 }  // namespace tpusim

@@ -15,11 +15,62 @@
 #include <fmt/format.h>
 
 #include "compiler/passes/passes.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Saturating: counts past int64 are simply "too many".
+int64_t times(int64_t a, int64_t b) { return checked_mul(a, b).value_or(INT64_MAX); }
+
+// The instructions the program will need at the least, added up kernel by kernel as each is
+// tiled, so that a model too large for the machine is refused here, in microseconds, instead
+// of after the emitter has built millions of instructions. Each kernel's floor counts only
+// instructions that every lowering of its tiles must have (a matmul per output tile and
+// k-tile, a load_stationary per weight tile, a store per unified buffer's worth of output).
+class InstructionBudget {
+ public:
+  InstructionBudget(const Graph& graph, const ArchConfig& arch, int64_t limit)
+      : graph_(graph), arch_(arch), limit_(limit) {}
+
+  // Fails unless `floor` more instructions (for op `name`, cut into `tiles` tiles) fit.
+  void require(const std::string& name, int64_t floor, int64_t tiles) const {
+    if (checked_add(used_, floor).value_or(INT64_MAX) <= limit_) return;
+    throw Error(op_location(graph_, name),
+                fmt::format("the program for '{}' on '{}' needs more than {} instructions, the most a compiled program may "
+                            "have (the count passes it at op '{}', cut into {} tiles; the compiler does not fold tile loops "
+                            "into repeats yet); compile for a machine with a larger array or buffers",
+                            graph_.name, arch_.name, limit_, name, tiles == INT64_MAX ? "more than 2^63" : std::to_string(tiles)));
+  }
+  void charge(const std::string& name, int64_t floor, int64_t tiles) {
+    require(name, floor, tiles);
+    used_ += floor;
+  }
+
+ private:
+  const Graph& graph_;
+  const ArchConfig& arch_;
+  const int64_t limit_;
+  int64_t used_ = 0;
+};
+
+// A GEMM: a matmul per (group, M tile, n-tile, k-tile), a load_stationary per weight tile.
+void charge_gemm(InstructionBudget& budget, const GemmKernel& k) {
+  const GemmTiling& t = k.tiling;
+  const int64_t weight_tiles = times(times(k.groups, t.n_tiles), t.k_tiles);
+  budget.charge(k.name, times(weight_tiles, checked_add(t.m_tiles, 1).value_or(INT64_MAX)), times(weight_tiles, t.m_tiles));
+}
+
+// Vector and VPU-depthwise kernels: at least one store per unified buffer's worth of output.
+void charge_output_chunks(InstructionBudget& budget, const Graph& graph, const std::string& name, int output,
+                          const ArchConfig& arch) {
+  const Value& v = graph.values.at(static_cast<size_t>(output));
+  const int64_t bytes = times(v.element_count(), dtype_size(v.dtype));
+  const int64_t chunks = ceil_div(bytes, arch.unified_buffer.bytes);
+  budget.charge(name, chunks, chunks);
+}
 
 KBox choose_k_box(const GemmKernel& k, int64_t rows) {
   const int64_t channels = k.conv.in_channels / k.groups;
@@ -94,24 +145,37 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
   const int64_t channels = c.in_channels / k.groups;
   const int64_t out_h = two_d ? c.out_size[0] : 1, out_w = c.out_size.back();
   const int64_t kh = two_d ? c.kernel[0] : 1, sh = two_d ? c.strides[0] : 1, dh = two_d ? c.dilations[0] : 1;
-  auto window_rows = [&](int64_t rows) { return (rows - 1) * sh + (kh - 1) * dh + 1; };
-  auto window_cols = [&](int64_t cols) { return (cols - 1) * c.strides.back() + (c.kernel.back() - 1) * c.dilations.back() + 1; };
+  // Saturating: a candidate tile far too large for any buffer must compare as too large.
+  auto times = [](int64_t a, int64_t b) { return checked_mul(a, b).value_or(INT64_MAX); };
+  auto plus = [](int64_t a, int64_t b) { return checked_add(a, b).value_or(INT64_MAX); };
+  auto window_rows = [&](int64_t rows) { return plus(times(rows - 1, sh), (kh - 1) * dh + 1); };
+  auto window_cols = [&](int64_t cols) {
+    return plus(times(cols - 1, c.strides.back()), (c.kernel.back() - 1) * c.dilations.back() + 1);
+  };
   // Windows are not loaded when the input is resident; output slots are not needed when the
   // output is (the epilogue writes into the resident tensor).
   const bool windows = !k.buffers.input, out_slots = !k.buffers.output;
   const int64_t budget = k.buffers.budget > 0 ? k.buffers.budget : arch.unified_buffer.bytes;
   auto fits = [&](int64_t rows, int64_t cols) {
-    const int64_t window = windows ? window_rows(rows) * window_cols(cols) * channels * e : 0;
-    const int64_t out = out_slots ? rows * cols * t.n_tile * e_out : 0;
-    return 2 * window + 2 * out <= budget && 2 * rows * cols * t.n_tile * 4 <= arch.accumulator.bytes;
+    const int64_t window = windows ? times(times(times(window_rows(rows), window_cols(cols)), channels), e) : 0;
+    const int64_t pixels = times(rows, cols);
+    const int64_t out = out_slots ? times(times(pixels, t.n_tile), e_out) : 0;
+    return plus(times(2, window), times(2, out)) <= budget && times(times(pixels, t.n_tile), 8) <= arch.accumulator.bytes;
+  };
+  // `fits` only gets harder as a tile grows, so the largest tile that fits is found by bisection.
+  auto largest = [](int64_t low, int64_t high, auto&& ok) {  // ok(low) holds; the largest n <= high with ok(n)
+    while (low < high) {
+      const int64_t mid = low + (high - low + 1) / 2;
+      if (ok(mid)) low = mid; else high = mid - 1;
+    }
+    return low;
   };
   int64_t rows = 1, cols = out_w;
   if (fits(1, out_w)) {
-    while (rows < out_h && fits(rows + 1, out_w)) ++rows;
+    rows = largest(1, out_h, [&](int64_t r) { return fits(r, out_w); });
   } else {
-    while (cols > 1 && !fits(1, cols)) cols = cols / 2;
-    if (!fits(1, cols)) return false;
-    while (cols < out_w && fits(1, cols + 1)) ++cols;
+    if (!fits(1, 1)) return false;
+    cols = largest(1, out_w, [&](int64_t c) { return fits(1, c); });
   }
   t.tile_rows = rows;
   t.tile_cols = cols;
@@ -125,7 +189,7 @@ bool tile_window(GemmKernel& k, const ArchConfig& arch, int64_t e, int64_t e_out
   return true;
 }
 
-void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
+void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, InstructionBudget& budget) {
   require_weight_stationary(arch, graph);
   check_types(graph, k.name, k.input, k.bias, arch);
   const int64_t rows = arch.mxu.rows, cols = arch.mxu.cols;
@@ -160,6 +224,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
     plan_weights(choose_buffer_box(k, rows));
     if (tile_window(k, arch, e, e_out)) {
       t.chosen = true;
+      charge_gemm(budget, k);
       // Loop order for reuse: with n-tiles outer every input window is read once per n-tile;
       // with M tiles outer once, but the weights are read once per M tile unless all of them
       // fit the weight buffer. Take the order that moves fewer DRAM bytes.
@@ -219,6 +284,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph) {
   if (k.op == OpKind::Conv && m > row && m < k.M) m = m / row * row;
   t.m_tile = m;
   t.m_tiles = ceil_div(k.M, m);
+  charge_gemm(budget, k);
   t.a_slot_bytes = m * kb * e;
   t.out_slot_bytes = k.buffers.output ? 0 : m * t.n_tile * e_out;
   t.acc_slot_bytes = m * t.n_tile * 4;
@@ -288,7 +354,7 @@ bool attention_fits(const AttentionBuffers& b, const ArchConfig& arch, bool spil
 // columns) and the K of p . v (array rows), so k_block <= min(rows, cols); the head dim is cut
 // into chunks of at most `rows`, the value dim into chunks of at most `cols`. Square tiles as
 // large as the array, halved until the slots fit.
-void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& graph) {
+void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& graph, InstructionBudget& budget) {
   require_weight_stationary(arch, graph);
   if (!is_float(arch.mxu.operand_type)) {
     throw Error(op_location(graph, k.name),
@@ -328,6 +394,18 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   t.k_block = kb;
   t.q_blocks = ceil_div(k.seq_q, qb);
   t.k_blocks = ceil_div(k.seq_k, kb);
+  // Every block of queries sees at least one key tile (checked below), and each computed tile
+  // takes a score matmul and a p . v matmul: enough to refuse a huge attention before
+  // classifying its tiles. Classifying is one step per tile of a head, so bound that too.
+  const int64_t head_blocks = times(times(k.batch, k.heads), t.q_blocks);
+  budget.require(k.name, times(head_blocks, 2), times(t.q_blocks, t.k_blocks));
+  constexpr int64_t kMaxTilesPerHead = int64_t{1} << 26;
+  if (times(t.q_blocks, t.k_blocks) > kMaxTilesPerHead) {
+    throw Error(op_location(graph, k.name),
+                fmt::format("op '{}': {} x {} score tiles per head is more than the {} the compiler classifies under the "
+                            "mask; use shorter sequences or a machine with a larger array",
+                            k.name, t.q_blocks, t.k_blocks, kMaxTilesPerHead));
+  }
   t.scores_on_chip = on_chip;
   t.empty = t.partial = t.full = 0;
   t.last_block.assign(static_cast<size_t>(t.k_blocks), -1);
@@ -377,6 +455,8 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
   t.kv_resident = ring >= widest;
   t.kv_ring = t.kv_resident ? std::min(ring, widest + 2) : std::min<int64_t>(ring, 2);
   t.chosen = true;
+  const int64_t computed = times(times(k.batch, k.heads), t.partial + t.full);
+  budget.charge(k.name, times(computed, ceil_div(k.head_dim, t.d_chunk) + ceil_div(k.value_dim, t.dv_chunk)), computed);
   const int64_t tiles = t.tiles();
   const int64_t matrix = k.batch * k.heads * k.seq_q * k.seq_k, e = dtype_size(arch.mxu.operand_type);
   t.why = fmt::format(
@@ -405,13 +485,18 @@ void tile_attention(AttentionKernel& k, const ArchConfig& arch, const Graph& gra
 
 }  // namespace
 
-void tile_kernels(KernelModule& module, const ArchConfig& arch) {
+void tile_kernels(KernelModule& module, const ArchConfig& arch, int64_t max_program_instructions) {
+  InstructionBudget budget(module.graph, arch, max_program_instructions);
   for (auto& kernel : module.kernels) {
-    if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph);
-    if (auto* attention = std::get_if<AttentionKernel>(&kernel)) tile_attention(*attention, arch, module.graph);
+    if (auto* gemm = std::get_if<GemmKernel>(&kernel)) tile_gemm(*gemm, arch, module.graph, budget);
+    if (auto* attention = std::get_if<AttentionKernel>(&kernel)) tile_attention(*attention, arch, module.graph, budget);
     // Vector and VPU-depthwise kernels are cut into chunks by the emitter, from the unified
     // buffer each chunk can use.
-    if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) check_types(module.graph, dw->name, dw->input, dw->bias, arch);
+    if (auto* dw = std::get_if<DepthwiseKernel>(&kernel)) {
+      check_types(module.graph, dw->name, dw->input, dw->bias, arch);
+      charge_output_chunks(budget, module.graph, dw->name, dw->output, arch);
+    }
+    if (auto* v = std::get_if<VectorKernel>(&kernel)) charge_output_chunks(budget, module.graph, v->name, v->output, arch);
   }
 }
 

@@ -111,11 +111,34 @@ TEST_CASE("compile: a missing model file or one of an unknown type", "[compiler]
         "no/such/model.yaml: error: cannot open file: no such file or directory\n");
   CHECK(user_error("compile no/such/model.graph --arch teach-4x4") ==
         "no/such/model.graph: error: cannot open file (check the path)\n");
-  const std::string unknown_type =
-      ": error: unknown model file type; give a model description (.yaml) or a graph (.graph)\n";
+  // Inputs are judged by their extension, whether or not the file exists; kinds tpusim does not
+  // read yet say so.
   CHECK(user_error("compile examples/models/tiny-cnn.onnx --arch teach-4x4") ==
-        "examples/models/tiny-cnn.onnx" + unknown_type);
-  // An existing file is judged by its extension too.
-  CHECK(user_error("compile README.md --arch teach-4x4") == "README.md" + unknown_type);
-  CHECK(user_error("compile examples/models/tiny-cnn --arch teach-4x4") == "examples/models/tiny-cnn" + unknown_type);
+        "examples/models/tiny-cnn.onnx: error: ONNX models are not read yet; describe the model in the model format "
+        "(.yaml, docs/model-format.md)\n");
+  CHECK(user_error("run examples/models/tiny-cnn.onnx --arch teach-4x4") ==
+        "examples/models/tiny-cnn.onnx: error: ONNX models are not read yet; describe the model in the model format "
+        "(.yaml, docs/model-format.md)\n");
+  CHECK(user_error("run topology.csv --arch teach-4x4") ==
+        "topology.csv: error: SCALE-Sim topology files are not read yet; describe the layers in the model format "
+        "(.yaml, docs/model-format.md)\n");
+  CHECK(user_error("compile README.md --arch teach-4x4") ==
+        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph) and programs (.tpu)\n");
+  CHECK(user_error("run README.md --arch teach-4x4") ==
+        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph) and programs (.tpu)\n");
+  CHECK(user_error("compile examples/models/tiny-cnn --arch teach-4x4") ==
+        "examples/models/tiny-cnn: error: a file without an extension; tpusim reads models (.yaml, .graph) and "
+        "programs (.tpu)\n");
+  CHECK(user_error("compile examples/programs/gemm-4x4.tpu --arch teach-4x4") ==
+        "examples/programs/gemm-4x4.tpu: error: is a program, not a model; run it with `tpusim run`, or give a model "
+        "(.yaml, .graph)\n");
+}
+
+TEST_CASE("run: output files are checked before anything is simulated", "[errors][cli]") {
+  CHECK(user_error("run examples/models/tiny-cnn.yaml --arch teach-4x4 -q --json /no/such/dir/r.json") ==
+        "/no/such/dir/r.json: error: --json: cannot write here: the directory '/no/such/dir' does not exist\n");
+  CHECK(user_error("run examples/programs/gemm-4x4.tpu --arch teach-4x4 -q --trace /no/such/dir/t.json") ==
+        "/no/such/dir/t.json: error: --trace: cannot write here: the directory '/no/such/dir' does not exist\n");
+  CHECK(user_error("run examples/programs/gemm-4x4.tpu --arch teach-4x4 -q --json examples") ==
+        "examples: error: --json: is a directory; give a file name\n");
 }

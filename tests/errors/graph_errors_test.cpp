@@ -261,7 +261,7 @@ const std::vector<ErrorCase> kCases = {
     {"transpose-not-permutation",
      R"m(transpose-not-permutation.graph:3:1: error: transpose 't': perm=[0,1,1,3] is not a permutation of 0..3)m"},
     {"too-many-elements",
-     R"m(too-many-elements.graph:2:15: error: the tensor has more than 2^48 elements)m"},
+     R"m(too-many-elements.graph:2:15: error: 'x' of shape [65536, 65536, 65536, 2] has more than 2^48 elements, the most one tensor may have)m"},
     {"two-graphs",
      R"m(two-graphs.graph:3:1: error: a file holds one graph; `graph` appears again (first at line 1))m"},
     {"unknown-attribute",
