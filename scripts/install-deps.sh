@@ -7,6 +7,9 @@ packages=(
   g++ cmake make
   libfmt-dev libyaml-cpp-dev catch2 libcli11-dev nlohmann-json3-dev
   libbenchmark-dev
+  # scripts/fuzz.sh: libFuzzer and the sanitizer runtimes (clang 16 captures structured
+  # bindings in lambdas, which the sources use and clang 14 cannot compile)
+  clang-16 libclang-rt-16-dev
 )
 
 missing=()
