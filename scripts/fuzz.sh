@@ -55,12 +55,12 @@ cmake --build "$out" -j"$(nproc)" --target fuzzers >"$out/fuzz-build.log" 2>&1 |
 seed_globs() {
   case "$1" in
     model) echo examples/models/*.yaml tests/golden/models/*.yaml tests/errors/models/*.yaml \
-                tests/errors/compiler/*.yaml fuzz/findings/model-* ;;
-    arch) echo examples/arch/*.yaml tests/errors/arch/*.yaml fuzz/findings/arch-* ;;
+                tests/errors/compiler/*.yaml tests/errors/limits/*.yaml ;;
+    arch) echo examples/arch/*.yaml tests/errors/arch/*.yaml tests/errors/limits/only_comma.yaml ;;
     program) echo examples/programs/*.tpu tests/golden/programs/*.tpu tests/errors/programs/*.tpu \
-                  tests/errors/runtime/*.tpu fuzz/findings/program-* ;;
-    graph) echo tests/golden/graphs/*.graph tests/errors/graphs/*.graph fuzz/findings/graph-* ;;
-    npy) echo tests/errors/models/weights/*.npy tests/errors/npy/*.npy fuzz/findings/npy-* ;;
+                  tests/errors/runtime/*.tpu tests/errors/limits/*.tpu ;;
+    graph) echo tests/golden/graphs/*.graph tests/errors/graphs/*.graph tests/errors/limits/*.graph ;;
+    npy) echo tests/errors/models/weights/*.npy ;;
   esac
 }
 max_len() {
