@@ -14,7 +14,7 @@ namespace {
 
 // Larger graphs are only read and shape-checked: compiling them would cost more time per
 // input than the coverage it adds (docs/fuzzing.md).
-constexpr int64_t kMaxCompiledMacs = 1 << 16;
+constexpr int64_t kMaxCompiledMacs = 8192;
 constexpr size_t kMaxCompiledOps = 16;
 
 const ArchConfig& teach_4x4() {

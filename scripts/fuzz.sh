@@ -125,7 +125,10 @@ run_target() {
       -artifact_prefix="$findings/$t-" -print_final_stats=1 "$corpus" "$seeds") \
       >"$log.part" 2>&1 </dev/null || status=$?
     cat "$log.part" >>"$log"
-    execs=$((execs + $(grep -o '^#[0-9]*' "$log.part" | tail -1 | tr -d '#' || echo 0)))
+    local part_execs
+    part_execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log.part" | tail -1)"
+    [ -z "$part_execs" ] && part_execs="$(grep -oE '^#[0-9]+' "$log.part" | tail -1 | tr -d '#' || true)"
+    execs=$((execs + ${part_execs:-0}))
     [ "$status" -eq 0 ] && break
     # A timeout on a busy machine may only mean the fuzzer got little CPU: it counts as a
     # finding only if the input is slow again when run alone.
