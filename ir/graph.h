@@ -131,6 +131,10 @@ std::string op_inputs_text(const OpInfo& info);
 // channels, kernel fitting the padded input, quantization scales present for int8, ...).
 // Throws the first problem as an Error at the op's location, naming the op.
 void infer_shapes(Graph& graph);
+// The typing of ops [first_op, end) alone, for a graph built op by op whose earlier ops are
+// typed and whose structure the builder guarantees (the model reader); infer_shapes on the
+// whole graph afterwards still checks everything. Linear in the ops typed, not the graph.
+void infer_op_shapes(Graph& graph, size_t first_op);
 
 // Structural checks (names unique, inputs defined before use, one producer per value,
 // outputs exist, types consistent). Returns every problem.

@@ -3,6 +3,7 @@
 // order; the first problem). The rules are the ones docs/graph-format.md states per op.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -543,6 +544,25 @@ class OpTyper {
 // Every structural problem. Before shape inference (`typed` false) an activation may still lack
 // its type and its scale (inference fills them in and checks them per op), and a graph being
 // built layer by layer may have no name or outputs yet.
+// Integer attributes are sizes, axes and counts: bounded, so the typing rules' arithmetic
+// (window spans, padded sizes, output sizes) cannot overflow. The problem with the first that
+// is not, if any.
+std::optional<std::string> out_of_range_attribute(const Op& op) {
+  for (const auto& [name, attr] : op.attrs) {
+    auto out_of_range = [](int64_t x) { return x < -kMaxDimension || x > kMaxDimension; };
+    bool bad = false;
+    if (const auto* number = std::get_if<int64_t>(&attr)) bad = out_of_range(*number);
+    if (const auto* list = std::get_if<std::vector<int64_t>>(&attr)) {
+      bad = std::any_of(list->begin(), list->end(), out_of_range);
+    }
+    if (bad) {
+      return fmt::format("{} '{}': every integer of {} must be between -{} and {}", op_info(op.kind).name, op.name,
+                         name, kMaxDimension, kMaxDimension);
+    }
+  }
+  return std::nullopt;
+}
+
 std::vector<Error> check_graph(const Graph& graph, bool typed) {
   std::vector<Error> problems;
   auto problem = [&](const SourceLocation& location, std::string message) {
@@ -647,20 +667,7 @@ std::vector<Error> check_graph(const Graph& graph, bool typed) {
       }
     }
 
-    // Integer attributes are sizes, axes and counts: bounded, so the typing rules' arithmetic
-    // (window spans, padded sizes, output sizes) cannot overflow.
-    for (const auto& [name, attr] : op.attrs) {
-      auto out_of_range = [](int64_t x) { return x < -kMaxDimension || x > kMaxDimension; };
-      bool bad = false;
-      if (const auto* number = std::get_if<int64_t>(&attr)) bad = out_of_range(*number);
-      if (const auto* list = std::get_if<std::vector<int64_t>>(&attr)) {
-        bad = std::any_of(list->begin(), list->end(), out_of_range);
-      }
-      if (bad) {
-        problem(op.location, fmt::format("{}: every integer of {} must be between -{} and {}", label, name,
-                                         kMaxDimension, kMaxDimension));
-      }
-    }
+    if (auto bad = out_of_range_attribute(op)) problem(op.location, *bad);
 
     int count = static_cast<int>(op.inputs.size());
     if (count < info.min_inputs || count > info.max_inputs) {
@@ -735,6 +742,14 @@ void infer_shapes(Graph& graph) {
   std::vector<Error> problems = check_graph(graph, false);
   if (!problems.empty()) throw problems.front();
   for (const Op& op : graph.ops) OpTyper(graph, op).run();
+}
+
+void infer_op_shapes(Graph& graph, size_t first_op) {
+  for (size_t o = first_op; o < graph.ops.size(); ++o) {
+    const Op& op = graph.ops[o];
+    if (auto bad = out_of_range_attribute(op)) throw Error(op.location, *bad);
+    OpTyper(graph, op).run();
+  }
 }
 
 std::vector<Error> verify_graph(const Graph& graph) { return check_graph(graph, true); }

@@ -5,12 +5,14 @@
 #include <deque>
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include "simulator/hazard.h"
 #include "simulator/interpreter.h"
 #include "simulator/systolic_array.h"
+#include "simulator/timing_mutations.h"
 #include "ir/sizes.h"
 
 namespace tpusim {
@@ -422,6 +424,49 @@ MatmulResult fast_matmul_os(const InstructionInstance& instance, DType operand_t
 //     s+T+M+N+R-3.
 // Instructions retire in order: one completes no earlier than the one before it, so a token
 // from the MXU means everything before it on the MXU is done.
+//
+// The two fidelities learn this timing independently, and the tests hold them together:
+//   fast: the closed forms above (MxuClosedForms), evaluated when an instruction issues.
+//   pe:   the PE array's state, stepped every cycle while it holds anything. A load is done in
+//         the cycle its last row leaves the shift chain, and its tile is usable once none of it
+//         is queued; a bank is free once no operand in the array still needs it; a matmul is
+//         done in the cycle its last output leaves the bottom row (the valid bits, counted per
+//         column, say which vector leaves); an os matmul drains once every operand pair has
+//         met and is done when its last valid row has left. Ports are charged for what moved.
+// Only the feeding of vectors (vector t of a matmul enters in the t-th cycle after its issue)
+// is the MXU's own sequencing at both fidelities.
+
+// The closed forms of the MXU's schedule, the fast fidelity's timing (s = issue cycle). Each
+// carries its test-only offset (timing_mutations.h), zero in every normal run.
+struct MxuClosedForms {
+  int64_t rows = 0, cols = 0;  // R, C
+  FastMxuTimingOffsets offset;
+
+  int64_t shift_end(int64_t s, int64_t K) const { return s + K + offset.shift_end; }
+  int64_t tile_ready(int64_t s, int64_t K) const { return s + K + offset.tile_ready; }
+  int64_t load_done(int64_t s, int64_t K) const { return s + K - 1 + offset.load_done; }
+  int64_t stream_free(int64_t s, int64_t T) const { return s + T + offset.stream_free; }
+  int64_t matmul_done(int64_t s, int64_t T, int64_t N) const {
+    return s + T + rows + N - 3 + offset.matmul_done;
+  }
+  int64_t bank_free(int64_t s, int64_t T, int64_t K) const {
+    return s + T + K + cols - 2 + offset.bank_free;
+  }
+  // The accumulator port is written in [outputs_begin, outputs_end] (output (0,0) to (T-1,N-1)).
+  int64_t outputs_begin(int64_t s) const { return s + rows - 1 + offset.outputs_begin; }
+  int64_t outputs_end(int64_t s, int64_t T, int64_t N) const {
+    return s + T + rows + N - 3 + offset.outputs_end;
+  }
+  int64_t os_drain_start(int64_t s, int64_t T, int64_t M, int64_t N) const {
+    return s + T + M + N - 2 + offset.os_drain_start;
+  }
+  int64_t os_done(int64_t drain_start) const { return drain_start + rows - 1 + offset.os_done; }
+  int64_t os_stream_free(int64_t done) const { return done + 1 + offset.os_stream_free; }
+  int64_t os_row_written(int64_t drain_start, int64_t m) const {
+    return drain_start + rows - 1 - m + offset.os_row_written;
+  }
+};
+
 class MxuUnit {
  public:
   explicit MxuUnit(Machine& m) : m_(m), queue_(m.program, Unit::Mxu) {
@@ -432,6 +477,9 @@ class MxuUnit {
       array_ = std::make_unique<SystolicArray>(
           static_cast<int>(rows_), static_cast<int>(cols_), m.arch.mxu.operand_type,
           m.arch.mxu.dataflow == Dataflow::OutputStationary ? SystolicMode::OutputStationary : SystolicMode::Stationary);
+      column_outputs_.assign(static_cast<size_t>(cols_), 0);
+    } else {
+      closed_forms_ = {rows_, cols_, timing_mutations().fast_mxu};
     }
   }
 
@@ -444,28 +492,23 @@ class MxuUnit {
   void tick() {
     const int64_t cycle = m_.cycle;
     std::optional<CycleCause> head_cause = try_issue();
-    if (array_ && (loading(cycle) || !matmuls_.empty())) step_array();
-    charge_ports();
+    const Activity activity = array_ ? step_array() : scheduled_activity();
     // Retire, in order.
-    while (!retire_.empty() && retire_.front().first == cycle) {
-      m_.complete(Unit::Mxu, retire_.front().second);
+    while (!retire_.empty() && retire_.front().when <= cycle) {
+      m_.complete(Unit::Mxu, retire_.front().issued);
       retire_.pop_front();
     }
     // Classify the cycle.
-    const Matmul* injecting = nullptr;
-    for (const auto& mm : matmuls_) {
-      if (mm.start <= cycle && cycle < mm.start + mm.count) injecting = &mm;
-    }
-    if (injecting) {
-      last_ = {CycleCause::Busy, injecting->issued.label, MxuActivity::Computing};
-    } else if (loading(cycle)) {
+    if (activity.injecting) {
+      last_ = {CycleCause::Busy, activity.injecting->issued.label, MxuActivity::Computing};
+    } else if (activity.shifting) {
       last_ = {CycleCause::Busy, load_->issued.label, MxuActivity::ShiftingWeights};
     } else if (!matmuls_.empty()) {
       last_ = {CycleCause::Busy, matmuls_.front().issued.label, MxuActivity::Draining};
     } else if (queue_.head() && head_cause) {
       last_ = {*head_cause, m_.label_of(*queue_.head()), std::nullopt};
     } else if (!retire_.empty()) {
-      last_ = {CycleCause::Busy, retire_.front().second.label, MxuActivity::Draining};
+      last_ = {CycleCause::Busy, retire_.front().issued.label, MxuActivity::Draining};
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
@@ -476,21 +519,26 @@ class MxuUnit {
 
   int64_t next_event() const {
     const int64_t cycle = m_.cycle;
-    if (array_ && (loading(cycle + 1) || !matmuls_.empty())) return cycle + 1;
     int64_t next = kNever;
     auto consider = [&](int64_t c) {
       if (c > cycle) next = std::min(next, c);
     };
-    if (load_) consider(load_->start + load_->rows);
-    for (const auto& mm : matmuls_) {
-      consider(mm.start + mm.count);
-      consider(mm.completion);
-      consider(mm.completion + 1);
-      if (mm.os) consider(mm.drain_start);
-    }
-    for (const auto& r : retire_) {
-      consider(r.first);
-      consider(r.first + 1);
+    if (array_) {
+      // The array is stepped every cycle while it holds anything; once it is empty, every
+      // instruction issued so far is done and only the head can change something.
+      if (!array_->empty() || feeding_matmul()) return cycle + 1;
+    } else {
+      if (load_) consider(load_->shift_end);
+      for (const auto& mm : matmuls_) {
+        consider(mm.start + mm.count);
+        consider(mm.completion);
+        consider(mm.completion + 1);
+        if (mm.os) consider(mm.drain_start);
+      }
+      for (const auto& r : retire_) {
+        consider(r.when);
+        consider(r.when + 1);
+      }
     }
     if (queue_.head()) {
       int64_t ready = head_ready_cycle();
@@ -502,36 +550,67 @@ class MxuUnit {
  private:
   struct Bank {
     StationaryTile tile;
-    int64_t ready_cycle = 0;  // vectors may use the tile from this cycle
-    int64_t free_cycle = 0;   // a new tile may start shifting in from this cycle
+    int64_t ready_cycle = 0;  // fast: vectors may use the tile from this cycle
+    int64_t free_cycle = 0;   // fast: a new tile may start shifting in from this cycle
+  };
+  // An issued instruction waiting to retire. `when` is its completion cycle: at fast fidelity
+  // known at issue (in-order retirement included); at PE fidelity kNever until the array shows
+  // that it is done, then the cycle it happened (in-order retirement follows from popping).
+  struct Retirement {
+    int64_t when = kNever;
+    Issued issued;
   };
   struct Load {
     Issued issued;
-    int64_t start = 0, rows = 0, cols = 0, stride = 0, address = 0;
+    int64_t start = 0, shift_end = 0, rows = 0, cols = 0, stride = 0, address = 0;
     int bank = 0;
     Buffer buffer = Buffer::Weight;
     bool transpose = false;
+    Retirement* retirement = nullptr;  // PE: until the shift chain has shifted the last row
   };
   struct Matmul {
     Issued issued;
     bool os = false;
     int bank = 0;
-    int64_t start = 0, count = 0, fed = 0, out_cols = 0, completion = 0, drain_start = 0;
+    int64_t start = 0, count = 0, feed_rows = 0, out_cols = 0, completion = kNever, drain_start = 0;
     Buffer src_buffer = Buffer::Unified, top_buffer = Buffer::Weight;
     int64_t src = 0, src_stride = 0, top = 0, top_stride = 0, dst = 0, dst_stride = 0;
     bool accumulate = false;
+    // Fast: the cycles of its accumulator writes, [outputs_begin, outputs_end] (os: row m is
+    // written at outputs_end - m).
+    int64_t outputs_begin = 0, outputs_end = 0;
+    int64_t vectors_fed = 0;   // PE: vectors (os: steps) injected into the array so far
+    int64_t rows_written = 0;  // PE, os: result rows that have left the array
+    Retirement* retirement = nullptr;
+  };
+  // PE, ws/is: where the outputs of one matmul's vectors go. Vectors are numbered in the order
+  // they enter the array; column c's k-th valid output belongs to vector k. The route lives
+  // until every column has passed its vectors (columns >= out_cols drop theirs).
+  struct OutputRoute {
+    Matmul* matmul = nullptr;  // valid while outputs_left > 0 (the matmul is not done)
+    int64_t first_vector = 0, vectors = 0, out_cols = 0, dst = 0, dst_stride = 0;
+    bool accumulate = false;
+    int64_t outputs_left = 0;
+    int64_t newest_written = -1;  // this cycle: the latest vector with an output written
+  };
+  // What the MXU did this cycle, for its classification.
+  struct Activity {
+    const Matmul* injecting = nullptr;
+    bool shifting = false;
   };
 
-  bool loading(int64_t cycle) const { return load_ && load_->start <= cycle && cycle < load_->start + load_->rows; }
   int target_bank() const { return m_.arch.mxu.weight_double_buffering ? 1 - current_bank_ : 0; }
 
   // When the head could issue as far as the MXU's own resources go (kNever: only a token can
-  // unblock it).
-  int64_t head_ready_cycle() const {
+  // unblock it). Forced inline, like try_issue(): they run in every ticked cycle, and the fast
+  // fidelity's speed depends on it.
+  [[gnu::always_inline]] int64_t head_ready_cycle() const {
     const Instruction& in = *queue_.head();
     int64_t ready = m_.cycle;
-    if (in.opcode == Opcode::MxuLoadStationary) {
-      if (load_) ready = std::max(ready, load_->start + load_->rows);
+    if (array_) [[unlikely]] {
+      if (!array_lets_issue(in)) ready = m_.cycle + 1;  // the array changes every cycle
+    } else if (in.opcode == Opcode::MxuLoadStationary) {
+      if (load_) ready = std::max(ready, load_->shift_end);
       ready = std::max(ready, banks_[static_cast<size_t>(target_bank())].free_cycle);
     } else {
       ready = std::max(ready, stream_free_);
@@ -541,8 +620,32 @@ class MxuUnit {
     return ready;
   }
 
+  // PE fidelity: whether the array, as the last step left it, lets `in` issue in the next one.
+  bool array_lets_issue(const Instruction& in) const {
+    if (in.opcode == Opcode::MxuLoadStationary) {
+      // The bank is free when no operand in the array needs it and no vector still to enter
+      // will (the matmul feeding it has fed them all).
+      const int bank = target_bank();
+      const bool chain_free =
+          array_->weight_rows_queued(0) == 0 && array_->weight_rows_queued(1) == 0;
+      const Matmul* feeding = feeding_matmul();
+      return chain_free && !array_->bank_needed(bank) && !(feeding && feeding->bank == bank);
+    }
+    if (in.opcode == Opcode::MxuMatmulOs) return matmuls_.empty();  // one in the array at a time
+    return !feeding_matmul() && array_->weight_rows_queued(current_bank_) == 0;
+  }
+
+  // PE fidelity: the matmul whose vectors are entering the array (issue order), if any.
+  const Matmul* feeding_matmul() const {
+    for (const auto& mm : matmuls_) {
+      if (mm.vectors_fed < mm.count) return &mm;
+    }
+    return nullptr;
+  }
+  Matmul* feeding_matmul() { return const_cast<Matmul*>(std::as_const(*this).feeding_matmul()); }
+
   // Issues the head if it can; otherwise returns why it waits.
-  std::optional<CycleCause> try_issue() {
+  [[gnu::always_inline]] std::optional<CycleCause> try_issue() {
     const Instruction* head = queue_.head();
     if (!head) return std::nullopt;
     const int64_t cycle = m_.cycle;
@@ -575,9 +678,16 @@ class MxuUnit {
       load.bank = bank;
       load.buffer = in.src.buffer;
       load.transpose = in.transpose;
-      b.ready_cycle = cycle + in.rows;
       current_bank_ = bank;
-      retire(load.issued, cycle + in.rows - 1);
+      if (array_) {
+        array_->queue_stationary_tile(bank, b.tile.elements.data(), static_cast<int>(in.rows),
+                                      static_cast<int>(in.cols));
+        load.retirement = retire(load.issued, kNever);
+      } else {
+        load.shift_end = closed_forms_.shift_end(cycle, in.rows);
+        b.ready_cycle = closed_forms_.tile_ready(cycle, in.rows);
+        retire(load.issued, closed_forms_.load_done(cycle, in.rows));
+      }
       load_ = load;
     } else {
       const bool os = in.opcode == Opcode::MxuMatmulOs;
@@ -589,7 +699,7 @@ class MxuUnit {
       mm.bank = current_bank_;
       mm.start = cycle;
       mm.count = in.count;
-      mm.fed = os ? in.rows : b.tile.rows;
+      mm.feed_rows = os ? in.rows : b.tile.rows;
       mm.out_cols = os ? in.cols : b.tile.cols;
       mm.src_buffer = in.src.buffer;
       mm.src = probe.address(in.src);
@@ -603,141 +713,263 @@ class MxuUnit {
       const InstructionInstance instance = mm.issued.instance();
       LabelStats& stats = m_.per_label[static_cast<size_t>(mm.issued.label)];
       Traffic& traffic = stats.traffic;
-      if (os) {
-        mm.drain_start = cycle + in.count + in.rows + in.cols - 2;
-        mm.completion = mm.drain_start + rows_ - 1;
-        stream_free_ = mm.completion + 1;
-        traffic.buffer_read[static_cast<int>(in.top.buffer)] += in.count * in.cols * element_;
-      } else {
-        mm.completion = cycle + in.count + rows_ + mm.out_cols - 3;
-        stream_free_ = cycle + in.count;
-        b.free_cycle = std::max(b.free_cycle, cycle + in.count + b.tile.rows + cols_ - 2);
-      }
-      traffic.buffer_read[static_cast<int>(in.src.buffer)] += in.count * mm.fed * element_;
-      stats.useful_macs += in.count * mm.fed * mm.out_cols;
+      if (os) traffic.buffer_read[static_cast<int>(in.top.buffer)] += in.count * in.cols * element_;
+      traffic.buffer_read[static_cast<int>(in.src.buffer)] += in.count * mm.feed_rows * element_;
+      stats.useful_macs += in.count * mm.feed_rows * mm.out_cols;
       stats.mapped_macs += in.count * rows_ * cols_;
       if (array_) {
-        // Values come out of the PE array as it is stepped; count the accumulator traffic now.
+        // Values and timing come out of the PE array as it is stepped; count the accumulator
+        // traffic now.
         int64_t outputs = (os ? in.rows : in.count) * mm.out_cols * 4;
         traffic.buffer_written[static_cast<int>(Buffer::Accumulator)] += outputs;
         if (in.accumulate) traffic.buffer_read[static_cast<int>(Buffer::Accumulator)] += outputs;
+        mm.retirement = retire(mm.issued, kNever);
+        matmuls_.push_back(mm);
+        if (!os) add_output_route(matmuls_.back());
       } else {
+        if (os) {
+          mm.drain_start = closed_forms_.os_drain_start(cycle, in.count, in.rows, in.cols);
+          mm.completion = closed_forms_.os_done(mm.drain_start);
+          stream_free_ = closed_forms_.os_stream_free(mm.completion);
+          mm.outputs_end = closed_forms_.os_row_written(mm.drain_start, 0);
+          mm.outputs_begin = mm.outputs_end - (mm.feed_rows - 1);
+        } else {
+          mm.completion = closed_forms_.matmul_done(cycle, in.count, mm.out_cols);
+          stream_free_ = closed_forms_.stream_free(cycle, in.count);
+          b.free_cycle =
+              std::max(b.free_cycle, closed_forms_.bank_free(cycle, in.count, b.tile.rows));
+          mm.outputs_begin = closed_forms_.outputs_begin(cycle);
+          mm.outputs_end = closed_forms_.outputs_end(cycle, in.count, mm.out_cols);
+        }
         MatmulResult values = os ? fast_matmul_os(instance, operand, m_.state)
                                  : fast_matmul(instance, operand, m_.state, b.tile);
         write_accumulators(instance, operand, values, m_.state, traffic);
+        retire(mm.issued, mm.completion);
+        matmuls_.push_back(mm);
       }
-      retire(mm.issued, mm.completion);
-      matmuls_.push_back(mm);
     }
     queue_.pop();
     return std::nullopt;
   }
 
-  void retire(const Issued& issued, int64_t natural_completion) {
-    int64_t when = std::max(natural_completion, last_retire_);
-    last_retire_ = when;
-    retire_.emplace_back(when, issued);
+  // PE fidelity: the matmul's vectors are the next ones to enter the array.
+  void add_output_route(Matmul& mm) {
+    OutputRoute route;
+    route.matmul = &mm;  // a deque keeps references across push and pop
+    route.first_vector = vectors_issued_;
+    route.vectors = mm.count;
+    route.out_cols = mm.out_cols;
+    route.dst = mm.dst;
+    route.dst_stride = mm.dst_stride;
+    route.accumulate = mm.accumulate;
+    route.outputs_left = mm.count * mm.out_cols;
+    routes_.push_back(route);
+    vectors_issued_ += mm.count;
+  }
+
+  // Queues `issued` for in-order retirement at `natural_completion` (kNever: not known yet).
+  Retirement* retire(const Issued& issued, int64_t natural_completion) {
+    int64_t when = natural_completion;
+    if (!array_) {
+      when = std::max(natural_completion, last_retire_);
+      last_retire_ = when;
+    }
+    retire_.push_back({when, issued});
+    return &retire_.back();  // a deque keeps references across push and pop
   }
 
   uint8_t* buffer(Buffer b, int64_t address) { return m_.state.buffers[static_cast<int>(b)].data() + address; }
+  uint8_t* accumulator(int64_t address) { return buffer(Buffer::Accumulator, address); }
 
-  // One clock of the PE array, with this cycle's weight shift, operands and outputs.
-  void step_array() {
-    const int64_t cycle = m_.cycle;
-    const DType operand = m_.arch.mxu.operand_type;
-    uint8_t* acc = m_.state.buffers[static_cast<int>(Buffer::Accumulator)].data();
-    if (array_->mode() == SystolicMode::Stationary) {
-      if (loading(cycle)) {
-        const Load& l = *load_;
-        const int64_t row = l.rows - 1 - (cycle - l.start);  // the last row enters first
-        const uint8_t* src;
-        if (!l.transpose) {
-          src = buffer(l.buffer, l.address + row * l.stride);
-        } else {
-          row_scratch_.resize(static_cast<size_t>(l.cols * element_));
-          for (int64_t c = 0; c < l.cols; ++c) {
-            std::memcpy(&row_scratch_[static_cast<size_t>(c * element_)],
-                        buffer(l.buffer, l.address + c * l.stride + row * element_), static_cast<size_t>(element_));
-          }
-          src = row_scratch_.data();
-        }
-        array_->shift_stationary_row(l.bank, src, static_cast<int>(l.cols));
-      }
-      const Matmul* feeding = nullptr;
-      for (const auto& mm : matmuls_) {
-        if (mm.start <= cycle && cycle < mm.start + mm.count) feeding = &mm;
-      }
-      if (feeding) {
-        const int64_t t = cycle - feeding->start;
-        array_->step(buffer(feeding->src_buffer, feeding->src + t * feeding->src_stride),
-                     static_cast<int>(feeding->fed), feeding->bank);
-      } else {
-        array_->step();
-      }
-      auto bottom = array_->bottom();
-      for (const auto& mm : matmuls_) {
-        for (int64_t c = 0; c < mm.out_cols; ++c) {
-          const int64_t t = cycle - mm.start - (rows_ - 1) - c;
-          if (t < 0 || t >= mm.count) continue;
-          uint32_t bits;
-          std::memcpy(&bits, bottom.data() + c * 4, 4);
-          accumulate_element(operand, acc + mm.dst + t * mm.dst_stride + c * 4, bits, mm.accumulate);
-        }
-      }
-      return;
-    }
-    // Output stationary: one matmul at a time.
-    const Matmul& mm = matmuls_.front();
-    if (cycle < mm.drain_start) {
-      const int64_t t = cycle - mm.start;
-      if (t < mm.count) {
-        array_->step_os(buffer(mm.src_buffer, mm.src + t * mm.src_stride), static_cast<int>(mm.fed),
-                        buffer(mm.top_buffer, mm.top + t * mm.top_stride), static_cast<int>(mm.out_cols));
-      } else {
-        array_->step_os(nullptr, 0, nullptr, 0);
-      }
-      return;
-    }
-    array_->drain_os();
-    const int64_t row = rows_ - 1 - (cycle - mm.drain_start);
-    if (row < mm.fed) {
-      auto bottom = array_->bottom();
-      for (int64_t c = 0; c < mm.out_cols; ++c) {
-        uint32_t bits;
-        std::memcpy(&bits, bottom.data() + c * 4, 4);
-        accumulate_element(operand, acc + mm.dst + row * mm.dst_stride + c * 4, bits, mm.accumulate);
-      }
-    }
+  // The buffer address of row `row` of a load's tile.
+  int64_t load_row_address(const Load& l, int64_t row) const {
+    return l.address + (l.transpose ? row * element_ : row * l.stride);
   }
 
-  // This cycle's buffer port use, computed from the schedule (the same in both fidelities).
-  void charge_ports() {
+  // --- Fast fidelity: this cycle from the closed forms -------------------------------------
+
+  bool loading(int64_t cycle) const {
+    return load_ && load_->start <= cycle && cycle < load_->shift_end;
+  }
+
+  // Charges this cycle's buffer ports from the schedule and says what the MXU is doing.
+  Activity scheduled_activity() {
     const int64_t cycle = m_.cycle;
+    Activity activity;
     if (loading(cycle)) {
       const Load& l = *load_;
-      const int64_t row = l.rows - 1 - (cycle - l.start);
-      m_.use_port(l.buffer, l.address + (l.transpose ? row * element_ : row * l.stride), l.cols * element_);
+      const int64_t row = l.rows - 1 - (cycle - l.start);  // the last row shifts in first
+      m_.use_port(l.buffer, load_row_address(l, row), l.cols * element_);
+      activity.shifting = true;
     }
     for (const auto& mm : matmuls_) {
       const int64_t t = cycle - mm.start;
       if (t >= 0 && t < mm.count) {
-        m_.use_port(mm.src_buffer, mm.src + t * mm.src_stride, mm.fed * element_);
+        m_.use_port(mm.src_buffer, mm.src + t * mm.src_stride, mm.feed_rows * element_);
         if (mm.os) m_.use_port(mm.top_buffer, mm.top + t * mm.top_stride, mm.out_cols * element_);
+        activity.injecting = &mm;
       }
-      // Accumulator writes: a row of out_cols values per cycle while outputs leave the array,
-      // charged to the bank of the vector whose first element is written this cycle.
-      if (mm.os) {
-        const int64_t row = rows_ - 1 - (cycle - mm.drain_start);
-        if (cycle >= mm.drain_start && row < mm.fed && row >= 0) {
-          m_.use_port(Buffer::Accumulator, mm.dst + row * mm.dst_stride, mm.out_cols * 4);
-        }
-      } else {
-        const int64_t first = cycle - mm.start - (rows_ - 1);
-        if (first >= -(mm.out_cols - 1) && first < mm.count) {
-          const int64_t t0 = std::clamp<int64_t>(first, 0, mm.count - 1);
-          m_.use_port(Buffer::Accumulator, mm.dst + t0 * mm.dst_stride, mm.out_cols * 4);
-        }
+      // Accumulator writes: a row of out_cols values in each cycle in which outputs leave the
+      // array, charged to the bank of the newest vector (os: the row) written in that cycle.
+      if (cycle >= mm.outputs_begin && cycle <= mm.outputs_end) {
+        const int64_t row =
+            mm.os ? mm.outputs_end - cycle : std::min(cycle - mm.outputs_begin, mm.count - 1);
+        m_.use_port(Buffer::Accumulator, mm.dst + row * mm.dst_stride, mm.out_cols * 4);
       }
+    }
+    return activity;
+  }
+
+  // --- PE fidelity: this cycle from the array ----------------------------------------------
+
+  // One clock of the PE array, if it holds anything or a vector enters: the weight shift chain
+  // moves, the next vector enters, outputs leave into the accumulators, and what the array
+  // shows completes loads and matmuls. Ports are charged for what moved.
+  Activity step_array() {
+    Activity activity;
+    if (array_->empty() && !feeding_matmul()) return activity;
+    if (array_->mode() == SystolicMode::Stationary) {
+      step_stationary(activity);
+    } else {
+      step_output_stationary(activity);
+    }
+    if (array_->empty()) {
+      for (const auto& mm : matmuls_) {
+        TPUSIM_CHECK(
+            mm.vectors_fed < mm.count || mm.completion != kNever,
+            fmt::format("MXU: the PE array is empty, but the results of the matmul at line {} "
+                        "never left it",
+                        mm.issued.instruction->location.line));
+      }
+    }
+    return activity;
+  }
+
+  void step_stationary(Activity& activity) {
+    const int64_t cycle = m_.cycle;
+    const int rows_queued_before = load_ ? array_->weight_rows_queued(load_->bank) : 0;
+    activity.shifting = rows_queued_before > 0;
+    if (Matmul* feeding = feeding_matmul()) {
+      const int64_t t = feeding->vectors_fed++;
+      const int64_t address = feeding->src + t * feeding->src_stride;
+      array_->step(buffer(feeding->src_buffer, address), static_cast<int>(feeding->feed_rows),
+                   feeding->bank);
+      m_.use_port(feeding->src_buffer, address, feeding->feed_rows * element_);
+      activity.injecting = feeding;
+    } else {
+      array_->step();
+    }
+    if (rows_queued_before > 0) {
+      Load& l = *load_;
+      const int rows_queued = array_->weight_rows_queued(l.bank);
+      // Rows shift in last first: the rows that went in this cycle are the ones now unqueued.
+      for (int row = rows_queued; row < rows_queued_before; ++row) {
+        m_.use_port(l.buffer, load_row_address(l, row), l.cols * element_);
+      }
+      if (rows_queued == 0) {
+        l.retirement->when = cycle;
+        l.retirement = nullptr;
+      }
+    }
+    collect_outputs();
+  }
+
+  // Writes the outputs leaving the bottom row this cycle: the valid bit of column c says an
+  // output leaves, and counting them per column says whose it is.
+  void collect_outputs() {
+    const int64_t cycle = m_.cycle;
+    const DType operand = m_.arch.mxu.operand_type;
+    const auto valid = array_->bottom_valid();
+    const auto bottom = array_->bottom();
+    for (int64_t c = 0; c < cols_; ++c) {
+      if (!valid[static_cast<size_t>(c)]) continue;
+      const int64_t vector = column_outputs_[static_cast<size_t>(c)]++;
+      OutputRoute* route = route_of(vector);
+      TPUSIM_CHECK(
+          route != nullptr,
+          fmt::format(
+              "MXU: an output left column {} of the PE array that no matmul fed (vector {})", c,
+              vector));
+      if (c >= route->out_cols) continue;  // the operands cross every column; these are not kept
+      const int64_t t = vector - route->first_vector;
+      uint32_t bits;
+      std::memcpy(&bits, bottom.data() + c * 4, 4);
+      accumulate_element(operand, accumulator(route->dst + t * route->dst_stride + c * 4), bits,
+                         route->accumulate);
+      route->newest_written = std::max(route->newest_written, t);
+      if (--route->outputs_left == 0) {
+        route->matmul->completion = cycle;
+        route->matmul->retirement->when = cycle;
+        route->matmul = nullptr;
+      }
+    }
+    for (auto& route : routes_) {
+      if (route.newest_written < 0) continue;
+      m_.use_port(Buffer::Accumulator, route.dst + route.newest_written * route.dst_stride,
+                  route.out_cols * 4);
+      route.newest_written = -1;
+    }
+    while (!routes_.empty() && routes_.front().outputs_left == 0 &&
+           *std::min_element(column_outputs_.begin(), column_outputs_.end()) >=
+               routes_.front().first_vector + routes_.front().vectors) {
+      routes_.pop_front();
+    }
+  }
+
+  OutputRoute* route_of(int64_t vector) {
+    for (auto& route : routes_) {
+      if (vector >= route.first_vector && vector < route.first_vector + route.vectors)
+        return &route;
+    }
+    return nullptr;
+  }
+
+  // Output stationary, one matmul at a time: its steps enter, the array steps until every
+  // operand pair has met, then drains; each valid row leaving is the next result row, from the
+  // bottom row up.
+  void step_output_stationary(Activity& activity) {
+    const int64_t cycle = m_.cycle;
+    Matmul* mm = matmuls_.empty() ? nullptr : &matmuls_.front();
+    if (mm && mm->vectors_fed < mm->count) {
+      const int64_t t = mm->vectors_fed++;
+      const int64_t left = mm->src + t * mm->src_stride, top = mm->top + t * mm->top_stride;
+      array_->step_os(buffer(mm->src_buffer, left), static_cast<int>(mm->feed_rows),
+                      buffer(mm->top_buffer, top), static_cast<int>(mm->out_cols));
+      m_.use_port(mm->src_buffer, left, mm->feed_rows * element_);
+      m_.use_port(mm->top_buffer, top, mm->out_cols * element_);
+      activity.injecting = mm;
+      return;
+    }
+    if (!mm || array_->pairs_pending() > 0) {
+      array_->step_os(nullptr, 0, nullptr, 0);  // pairs still to meet, or stray operands leaving
+      return;
+    }
+    array_->drain_os();
+    const auto valid = array_->bottom_valid();
+    if (std::find(valid.begin(), valid.end(), uint8_t{1}) != valid.end()) {
+      TPUSIM_CHECK(
+          mm->rows_written < mm->feed_rows,
+          fmt::format("MXU: more result rows left the PE array than the matmul_os at line {} has",
+                      mm->issued.instruction->location.line));
+      const int64_t row = mm->feed_rows - 1 - mm->rows_written++;
+      const DType operand = m_.arch.mxu.operand_type;
+      const auto bottom = array_->bottom();
+      for (int64_t c = 0; c < mm->out_cols; ++c) {
+        uint32_t bits;
+        std::memcpy(&bits, bottom.data() + c * 4, 4);
+        accumulate_element(operand, accumulator(mm->dst + row * mm->dst_stride + c * 4), bits,
+                           mm->accumulate);
+      }
+      m_.use_port(Buffer::Accumulator, mm->dst + row * mm->dst_stride, mm->out_cols * 4);
+    }
+    if (!array_->holds_partial_sums()) {
+      TPUSIM_CHECK(
+          mm->rows_written == mm->feed_rows,
+          fmt::format(
+              "MXU: the PE array drained {} of the {} result rows of the matmul_os at line {}",
+              mm->rows_written, mm->feed_rows, mm->issued.instruction->location.line));
+      mm->completion = cycle;
+      mm->retirement->when = cycle;
     }
   }
 
@@ -746,13 +978,18 @@ class MxuUnit {
   int64_t rows_ = 0, cols_ = 0, element_ = 1;
   std::array<Bank, 2> banks_;
   int current_bank_ = 1;  // the first tile goes to bank 0
+  std::optional<Load> load_;
+  std::deque<Matmul> matmuls_;  // issued and not done
+  std::deque<Retirement> retire_;
+  // Fast fidelity.
+  MxuClosedForms closed_forms_;
   int64_t stream_free_ = 0;
   int64_t last_retire_ = 0;
-  std::optional<Load> load_;
-  std::deque<Matmul> matmuls_;
-  std::deque<std::pair<int64_t, Issued>> retire_;
+  // PE fidelity.
   std::unique_ptr<SystolicArray> array_;
-  std::vector<uint8_t> row_scratch_;
+  std::deque<OutputRoute> routes_;
+  std::vector<int64_t> column_outputs_;  // valid outputs seen leaving each column
+  int64_t vectors_issued_ = 0;
   CycleRecord last_;
 };
 

@@ -1,7 +1,8 @@
 // The cycle-level simulator: DMA, MXU and VPU units, each with an in-order queue, advanced by
-// one explicit cycle loop (simulator.cpp, `Simulator::run`). Values are real: the MXU either
-// steps every PE register (`Fidelity::Pe`, the ground truth) or computes the same cycles in
-// closed form and the values with a fast kernel (`Fidelity::Fast`); both must agree exactly.
+// one explicit cycle loop (simulator.cpp, `simulate_program`). Values are real: the MXU either
+// steps every PE register and reads its timing from them (`Fidelity::Pe`, the ground truth) or
+// computes the cycles in closed form and the values with a fast kernel (`Fidelity::Fast`); the
+// two are independent and must agree exactly.
 // Timing rules are documented in docs/cycle-model.md.
 #pragma once
 

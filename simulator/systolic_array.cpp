@@ -5,7 +5,9 @@
 // move each cycle are double-buffered: a cycle reads the `current` plane and writes the `next`
 // one, then the two swap (no element is moved twice). Moving a value one column right is a
 // read at column c - 1: each row of a moving-operand plane carries one extra slot in front,
-// slot 0, which holds the value entering column 0 this cycle.
+// slot 0, which holds the value entering column 0 this cycle. The partial sums' valid bits are
+// bytes outside the row loops: per PE in a ring of rows (stationary mode, where they only move
+// down) or one per row (os).
 #include "simulator/systolic_array.h"
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "ir/diagnostics.h"
+#include "simulator/timing_mutations.h"
 
 namespace tpusim {
 namespace {
@@ -108,15 +111,17 @@ void stationary_row(const typename E::Operand* __restrict operand_in,
 
 // One PE row of an output-stationary cycle: the left operands move right, the top operands
 // move down, and P accumulates where two valid operands meet. When draining (kAccumulate
-// false) nothing accumulates; the result says whether a valid pair met anyway.
+// false) nothing accumulates. The result counts the valid pairs that met.
 template <class E, bool kAccumulate>
-bool output_stationary_row(
+int output_stationary_row(
     const typename E::Operand* __restrict left_in, const typename E::Tag* __restrict left_tag_in,
     typename E::Operand* __restrict left_out, typename E::Tag* __restrict left_tag_out,
     const typename E::Operand* __restrict top_in, const typename E::Tag* __restrict top_tag_in,
     typename E::Operand* __restrict top_out, typename E::Tag* __restrict top_tag_out,
     typename E::Accumulator* __restrict sums, int blocks) {
-  int pairs_met = 0;
+  // Counted per lane in the tag's width, so that the loop stays one lane width and vectorizes
+  // (a lane counts at most one pair per block of the row).
+  typename E::Tag pairs_met[kBlock] = {};
   for (int block = 0; block < blocks; ++block) {
     for (int lane = 0; lane < kBlock; ++lane) {
       const int c = block * kBlock + lane;
@@ -132,12 +137,13 @@ bool output_stationary_row(
       if constexpr (kAccumulate) {
         const auto sum = sums[c];
         sums[c] = choose(pair_meets, sum + E::multiply(left, top), sum);
-      } else {
-        pairs_met |= pair_meets;
       }
+      pairs_met[lane] = static_cast<typename E::Tag>(pairs_met[lane] + (left_tag & top_tag));
     }
   }
-  return pairs_met != 0;
+  int total = 0;
+  for (int lane = 0; lane < kBlock; ++lane) total += pairs_met[lane];
+  return total;
 }
 
 // A register plane twice over: `current` holds the registers at the end of the last cycle, a
@@ -160,9 +166,10 @@ class RegisterPlanes {
 };
 
 // The systolic data setup: lane i delays its input by i cycles, so that a vector enters the
-// array as a diagonal wavefront. Stored as a ring of `lanes` time slots, each a row of
-// `stride` lanes: insert() writes lane i into the slot i cycles ahead, the current slot is what
-// emerges this cycle, and advance() clears it for reuse. O(lanes) per cycle.
+// array as a diagonal wavefront. Stored as a ring of time slots, each a row of `stride` lanes:
+// insert() writes lane i into the slot i cycles ahead, the current slot is what emerges this
+// cycle, and advance() clears it for reuse. O(lanes) per cycle. `delay_fault` (tests only,
+// timing_mutations.h) adds to the delay of every lane but the first.
 template <class E>
 class SkewLine {
  public:
@@ -170,34 +177,35 @@ class SkewLine {
   using Tag = typename E::Tag;
 
   SkewLine() = default;
-  SkewLine(int lanes, int stride)
-      : lanes_(lanes),
+  SkewLine(int lanes, int stride, int delay_fault = 0)
+      : slots_(lanes + std::max(0, delay_fault)),
         stride_(stride),
-        operands_(static_cast<size_t>(lanes) * stride),
-        tags_(static_cast<size_t>(lanes) * stride, Tag{kInvalid}) {}
+        delay_fault_(delay_fault),
+        operands_(static_cast<size_t>(slots_) * stride),
+        tags_(static_cast<size_t>(slots_) * stride, Tag{kInvalid}) {}
 
   // Lanes 0..count-1 take the elements of `bytes` (little-endian operand elements).
   void insert(const uint8_t* bytes, int count, int tag) {
-    int slot = now_;
     for (int lane = 0; lane < count; ++lane) {
-      const size_t index = static_cast<size_t>(slot) * stride_ + lane;
+      const int delay = lane == 0 ? 0 : std::max(0, lane + delay_fault_);
+      const size_t index = static_cast<size_t>((now_ + delay) % slots_) * stride_ + lane;
       operands_[index] = E::load(bytes + lane * E::kOperandBytes);
       tags_[index] = static_cast<Tag>(tag);
-      if (++slot == lanes_) slot = 0;
     }
   }
   const Operand* emerging_operands() const { return &operands_[slot_start()]; }
   const Tag* emerging_tags() const { return &tags_[slot_start()]; }
   void advance() {
     std::fill_n(&tags_[slot_start()], stride_, Tag{kInvalid});
-    if (++now_ == lanes_) now_ = 0;
+    if (++now_ == slots_) now_ = 0;
   }
 
  private:
   size_t slot_start() const { return static_cast<size_t>(now_) * stride_; }
 
-  int lanes_ = 0;
+  int slots_ = 0;
   int stride_ = 0;
+  int delay_fault_ = 0;
   int now_ = 0;  // the slot emerging this cycle
   std::vector<Operand> operands_;
   std::vector<Tag> tags_;
@@ -212,11 +220,18 @@ class SystolicArray::Core {
   virtual ~Core() = default;
   virtual void step(const uint8_t* feed, int feed_rows, int bank) = 0;
   virtual void stage_weight_row(int bank, const uint8_t* row, int row_cols) = 0;
+  virtual void queue_tile(int bank, const uint8_t* elements, int tile_rows, int tile_cols) = 0;
+  virtual int weight_rows_queued(int bank) const = 0;
   virtual bool bank_in_use(int bank) const = 0;
+  virtual bool bank_needed(int bank) const = 0;
   virtual void step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) = 0;
   virtual void drain_os() = 0;
   virtual void reset_os() = 0;
+  virtual int64_t pairs_pending() const = 0;
   virtual const uint8_t* bottom() const = 0;
+  virtual const uint8_t* bottom_valid() const = 0;
+  virtual bool holds_partial_sums() const = 0;
+  virtual bool empty() const = 0;
   virtual double accumulator(int row, int col) const = 0;
 };
 
@@ -229,23 +244,27 @@ class SystolicCore final : public SystolicArray::Core {
   using Tag = typename E::Tag;
   using Accumulator = typename E::Accumulator;
 
-  SystolicCore(int rows, int cols, SystolicMode mode)
+  SystolicCore(int rows, int cols, SystolicMode mode, const PeArrayFaults& faults)
       : rows_(rows),
         cols_(cols),
         blocks_((cols + kBlock - 1) / kBlock),
         padded_cols_(blocks_ * kBlock),
         moving_stride_(padded_cols_ + 1),
+        faults_(faults),
         moving_operand_(plane_size(moving_stride_)),
         moving_tag_(plane_size(moving_stride_)),
         sums_(plane_size(padded_cols_)),
-        row_skew_(rows, rows),
-        zero_row_(padded_cols_, Accumulator{0}) {
+        row_skew_(rows, rows, faults.skew),
+        zero_row_(padded_cols_, Accumulator{0}),
+        bottom_valid_(static_cast<size_t>(cols), 0) {
     if (mode == SystolicMode::Stationary) {
+      column_valid_.assign(plane_size(cols_), 0);
       for (int bank = 0; bank < 2; ++bank) {
         weights_[bank].assign(plane_size(padded_cols_), Operand{0});
         staged_row_[bank].assign(padded_cols_, Operand{0});
       }
     } else {
+      row_valid_.assign(static_cast<size_t>(rows), 0);
       top_operand_ = RegisterPlanes<Operand>(plane_size(padded_cols_));
       top_tag_ = RegisterPlanes<Tag>(plane_size(padded_cols_));
       column_skew_ = SkewLine<E>(cols, padded_cols_);
@@ -260,6 +279,7 @@ class SystolicCore final : public SystolicArray::Core {
       row_skew_.insert(feed, feed_rows, tag_for_bank(bank));
       operands_in_flight_[bank] += feed_rows;
     }
+    const int chain_rows_shifting = stage_from_chain();
     const Operand* entering = row_skew_.emerging_operands();
     const Tag* entering_tags = row_skew_.emerging_tags();
     for (int r = 0; r < rows_; ++r) {
@@ -278,11 +298,26 @@ class SystolicCore final : public SystolicArray::Core {
     moving_tag_.swap();
     sums_.swap();
     row_skew_.advance();
-    // Weights change at the end of the cycle: this cycle's products used the old ones.
+    shift_column_valid();
+    count_last_column_operands();
+    // Weights change at the end of the cycle: this cycle's products used the old ones, and no
+    // operand that will multiply again may see the new ones.
     for (int bank = 0; bank < 2; ++bank) {
-      if (weight_shift_staged_[bank]) shift_weights(bank);
+      if (!weight_shift_staged_[bank]) continue;
+      TPUSIM_CHECK(!bank_needed(bank),
+                   fmt::format("step: weight bank {} is overwritten while an operand in the array "
+                               "still multiplies with it (the driver must wait until the bank "
+                               "is free)",
+                               bank));
+      shift_weights(bank);
+    }
+    // A faulty chain (tests only) shifts the first two rows of a tile in one cycle.
+    if (chain_rows_shifting == 2) {
+      stage_from_chain();
+      shift_weights(chain_bank_);
     }
     bottom_ = sums_.current() + sum_row(rows_ - 1);
+    update_empty();
   }
 
   void stage_weight_row(int bank, const uint8_t* row, int row_cols) override {
@@ -294,39 +329,87 @@ class SystolicCore final : public SystolicArray::Core {
     std::fill(staged.begin(), staged.end(), Operand{0});
     for (int c = 0; c < row_cols; ++c) staged[c] = E::load(row + c * E::kOperandBytes);
     weight_shift_staged_[bank] = true;
+    empty_ = false;
+  }
+
+  void queue_tile(int bank, const uint8_t* elements, int tile_rows, int tile_cols) override {
+    TPUSIM_CHECK(chain_rows_left_ == 0,
+                 fmt::format("queue_stationary_tile: the shift chain still holds {} rows of a "
+                             "tile for bank {} (one tile at a time)",
+                             chain_rows_left_, chain_bank_));
+    chain_bank_ = bank;
+    chain_cols_ = tile_cols;
+    chain_rows_left_ = tile_rows;
+    chain_.assign(static_cast<size_t>(tile_rows) * tile_cols * E::kOperandBytes, 0);
+    std::copy_n(elements, chain_.size(), chain_.begin());
+    // Faults (tests only): one idle cycle first, or the first two rows in one cycle.
+    chain_delay_ = faults_.weight_shift > 0 ? faults_.weight_shift : 0;
+    chain_double_first_ = faults_.weight_shift < 0 && tile_rows >= 2;
+    empty_ = tile_rows == 0 && empty_;
+  }
+
+  int weight_rows_queued(int bank) const override {
+    return bank == chain_bank_ ? chain_rows_left_ : 0;
   }
 
   bool bank_in_use(int bank) const override { return operands_in_flight_[bank] > 0; }
+  bool bank_needed(int bank) const override {
+    return operands_in_flight_[bank] > operands_in_last_column_[bank];
+  }
 
   // --- Output-stationary mode ---
 
   void step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) override {
-    if (left != nullptr && left_rows > 0) row_skew_.insert(left, left_rows, kValidBank0);
-    if (top != nullptr && top_cols > 0) column_skew_.insert(top, top_cols, kValidBank0);
-    move_output_stationary_operands<true>();
+    if (left != nullptr && left_rows > 0) {
+      row_skew_.insert(left, left_rows, kValidBank0);
+      left_in_flight_ += left_rows;
+    }
+    if (top != nullptr && top_cols > 0) {
+      column_skew_.insert(top, top_cols, kValidBank0);
+      top_in_flight_ += top_cols;
+    }
+    if (left != nullptr && top != nullptr) pairs_pending_ += int64_t{left_rows} * top_cols;
+    pairs_pending_ -= move_output_stationary_operands<true>();
+    TPUSIM_CHECK(pairs_pending_ >= 0, "step_os: operand pairs met that were not injected together");
+    check_pairs_can_meet();
     bottom_ = zero_row_.data();
+    std::fill(bottom_valid_.begin(), bottom_valid_.end(), uint8_t{0});
+    update_empty();
   }
 
   void drain_os() override {
-    const bool pairs_met = move_output_stationary_operands<false>();
-    TPUSIM_CHECK(!pairs_met,
+    const int pairs_met = move_output_stationary_operands<false>();
+    TPUSIM_CHECK(pairs_met == 0,
                  "drain_os: a valid left/top operand pair met while draining, and its product "
                  "would be lost (drain only after the last pair has met)");
-    const Accumulator* from = sums_.current();
-    Accumulator* to = sums_.next();
-    std::fill_n(to, padded_cols_, Accumulator{0});
-    std::copy_n(from, static_cast<size_t>(rows_ - 1) * padded_cols_, to + padded_cols_);
-    sums_.swap();
+    check_pairs_can_meet();
+    shift_down(sums_, Accumulator{0});
     bottom_ = sums_.next() + sum_row(rows_ - 1);  // the row just shifted out
+    std::fill(bottom_valid_.begin(), bottom_valid_.end(), row_valid_.back());
+    std::copy_backward(row_valid_.begin(), row_valid_.end() - 1, row_valid_.end());
+    row_valid_.front() = 0;
+    update_empty();
   }
 
   void reset_os() override {
     std::fill_n(sums_.current(), plane_size(padded_cols_), Accumulator{0});
+    std::fill(row_valid_.begin(), row_valid_.end(), uint8_t{0});
+    update_empty();
   }
+
+  int64_t pairs_pending() const override { return pairs_pending_; }
 
   // --- Outputs ---
 
   const uint8_t* bottom() const override { return reinterpret_cast<const uint8_t*>(bottom_); }
+  const uint8_t* bottom_valid() const override { return bottom_valid_.data(); }
+
+  bool holds_partial_sums() const override {
+    const std::vector<uint8_t>& valid = column_valid_.empty() ? row_valid_ : column_valid_;
+    return std::find(valid.begin(), valid.end(), uint8_t{1}) != valid.end();
+  }
+
+  bool empty() const override { return empty_; }
 
   double accumulator(int row, int col) const override {
     return E::to_double(sums_.current()[sum_row(row) + col]);
@@ -352,31 +435,106 @@ class SystolicCore final : public SystolicArray::Core {
     weight_shift_staged_[bank] = false;
   }
 
+  // Stages this cycle's row of the queued tile, the last row first. Returns the rows the chain
+  // shifts in this cycle: 1, or 0 while it has none (or waits), or 2 for the faulty first cycle.
+  int stage_from_chain() {
+    if (chain_rows_left_ == 0) return 0;
+    if (chain_delay_ > 0) {
+      --chain_delay_;
+      return 0;
+    }
+    --chain_rows_left_;
+    stage_weight_row(
+        chain_bank_,
+        &chain_[static_cast<size_t>(chain_rows_left_) * chain_cols_ * E::kOperandBytes],
+        chain_cols_);
+    if (chain_double_first_) {
+      chain_double_first_ = false;
+      return 2;
+    }
+    return 1;
+  }
+
   void release_operand(Tag tag) {
     if (tag == kValidBank0) --operands_in_flight_[0];
     if (tag == kValidBank1) --operands_in_flight_[1];
   }
 
+  // The operands in A(r, C-1): they have made their last product and leave in the next cycle.
+  void count_last_column_operands() {
+    operands_in_last_column_[0] = operands_in_last_column_[1] = 0;
+    const Tag* tags = moving_tag_.current();
+    for (int r = 0; r < rows_; ++r) {
+      const Tag tag = tags[moving_row(r) + cols_];
+      if (tag == kValidBank0) ++operands_in_last_column_[0];
+      if (tag == kValidBank1) ++operands_in_last_column_[1];
+    }
+  }
+
+  // Stationary mode: V moves down one row, row 0 takes the valid bits of the operands that
+  // entered row 0 this cycle (A(0, c)), and row R-1's bits are bottom_valid(). The planes are a
+  // ring of rows (column_valid_first_ is the physical row of array row 0): O(C) per cycle.
+  void shift_column_valid() {
+    column_valid_first_ = column_valid_first_ == 0 ? rows_ - 1 : column_valid_first_ - 1;
+    uint8_t* row0 = &column_valid_[static_cast<size_t>(column_valid_first_) * cols_];
+    const Tag* entered = moving_tag_.current() + moving_row(0) + 1;
+    for (int c = 0; c < cols_; ++c) row0[c] = entered[c] != kInvalid;
+    const int bottom_row = column_valid_first_ == 0 ? rows_ - 1 : column_valid_first_ - 1;
+    std::copy_n(&column_valid_[static_cast<size_t>(bottom_row) * cols_], cols_,
+                bottom_valid_.begin());
+  }
+
+  // Nothing valid anywhere. The scan of the valid bits runs only once no operand is in flight.
+  void update_empty() {
+    empty_ = chain_rows_left_ == 0 && !weight_shift_staged_[0] && !weight_shift_staged_[1] &&
+             operands_in_flight_[0] == 0 && operands_in_flight_[1] == 0 && left_in_flight_ == 0 &&
+             top_in_flight_ == 0 && !holds_partial_sums();
+  }
+
+  // One drain clock of a register plane: every row moves down one, `zero` enters row 0.
+  template <class T>
+  void shift_down(RegisterPlanes<T>& planes, T zero) {
+    std::fill_n(planes.next(), padded_cols_, zero);
+    std::copy_n(planes.current(), static_cast<size_t>(rows_ - 1) * padded_cols_,
+                planes.next() + padded_cols_);
+    planes.swap();
+  }
+
+  // Pairs still to meet need both of their operands in the array: otherwise they never meet,
+  // which only a broken skew can cause.
+  void check_pairs_can_meet() const {
+    TPUSIM_CHECK(pairs_pending_ == 0 || (left_in_flight_ > 0 && top_in_flight_ > 0),
+                 fmt::format("output stationary: {} operand pairs left the array without meeting",
+                             pairs_pending_));
+  }
+
   // One clock of output-stationary operand movement (and accumulation when kAccumulate).
+  // Returns the number of valid pairs that met.
   template <bool kAccumulate>
-  bool move_output_stationary_operands() {
+  int move_output_stationary_operands() {
     const Operand* entering = row_skew_.emerging_operands();
     const Tag* entering_tags = row_skew_.emerging_tags();
-    bool pairs_met = false;
+    // The top operands in row R-1 and the left operands in column C-1 leave in this cycle.
+    const Tag* leaving_top = top_tag_.current() + sum_row(rows_ - 1);
+    for (int c = 0; c < cols_; ++c) top_in_flight_ -= leaving_top[c] != kInvalid;
+    int pairs_met = 0;
     for (int r = 0; r < rows_; ++r) {
       Operand* left_in = moving_operand_.current() + moving_row(r);
       Tag* left_tag_in = moving_tag_.current() + moving_row(r);
       left_in[0] = entering[r];
       left_tag_in[0] = entering_tags[r];
+      left_in_flight_ -= left_tag_in[cols_] != kInvalid;
       const Operand* top_in =
           r == 0 ? column_skew_.emerging_operands() : top_operand_.current() + sum_row(r - 1);
       const Tag* top_tag_in =
           r == 0 ? column_skew_.emerging_tags() : top_tag_.current() + sum_row(r - 1);
-      pairs_met |= output_stationary_row<E, kAccumulate>(
+      const int pairs_in_row = output_stationary_row<E, kAccumulate>(
           left_in, left_tag_in, moving_operand_.next() + moving_row(r) + 1,
           moving_tag_.next() + moving_row(r) + 1, top_in, top_tag_in,
           top_operand_.next() + sum_row(r), top_tag_.next() + sum_row(r),
           sums_.current() + sum_row(r), blocks_);
+      if (pairs_in_row > 0) row_valid_[static_cast<size_t>(r)] = 1;
+      pairs_met += pairs_in_row;
     }
     moving_operand_.swap();
     moving_tag_.swap();
@@ -389,9 +547,10 @@ class SystolicCore final : public SystolicArray::Core {
 
   int rows_;
   int cols_;
-  int blocks_;         // column blocks per row
-  int padded_cols_;    // blocks_ * kBlock: the row stride of sums, weights and top operands
-  int moving_stride_;  // padded_cols_ + 1: the entry slot, then one register per column
+  int blocks_;            // column blocks per row
+  int padded_cols_;       // blocks_ * kBlock: the row stride of sums, weights and top operands
+  int moving_stride_;     // padded_cols_ + 1: the entry slot, then one register per column
+  PeArrayFaults faults_;  // all zero outside the mutation tests
 
   // Both modes: the operand moving right (A, or L in os mode) and the partial sums P.
   RegisterPlanes<Operand> moving_operand_;
@@ -400,18 +559,32 @@ class SystolicCore final : public SystolicArray::Core {
   SkewLine<E> row_skew_;                 // feeds row r with a delay of r cycles
   std::vector<Accumulator> zero_row_;    // p_in of row 0; bottom() when nothing leaves
   const Accumulator* bottom_ = nullptr;  // the row bottom() returns
+  std::vector<uint8_t> bottom_valid_;    // its valid bits, one byte per column
+  bool empty_ = true;
 
   // Stationary mode.
+  std::vector<uint8_t> column_valid_;  // V, rows x cols, a ring of rows
+  int column_valid_first_ = 0;
   std::vector<Operand> weights_[2];
   int weight_first_row_[2] = {0, 0};
   std::vector<Operand> staged_row_[2];  // the row entering row 0 at the end of this cycle
   bool weight_shift_staged_[2] = {false, false};
   int64_t operands_in_flight_[2] = {0, 0};  // valid operands per bank, skew line included
+  int64_t operands_in_last_column_[2] = {0, 0};
+  // The weight shift chain: the queued tile's bytes and the rows not shifted in yet.
+  std::vector<uint8_t> chain_;
+  int chain_bank_ = 0, chain_cols_ = 0, chain_rows_left_ = 0;
+  int chain_delay_ = 0;              // faulty chain: idle cycles before the first row
+  bool chain_double_first_ = false;  // faulty chain: two rows in the first cycle
 
-  // Output-stationary mode: the operand moving down (T) and its skew line.
+  // Output-stationary mode: V per row (set once a pair met in the row), the operand moving
+  // down (T) and its skew line.
+  std::vector<uint8_t> row_valid_;
   RegisterPlanes<Operand> top_operand_;
   RegisterPlanes<Tag> top_tag_;
-  SkewLine<E> column_skew_;  // feeds column c with a delay of c cycles
+  SkewLine<E> column_skew_;                         // feeds column c with a delay of c cycles
+  int64_t left_in_flight_ = 0, top_in_flight_ = 0;  // valid operands, skew lines included
+  int64_t pairs_pending_ = 0;
 };
 
 }  // namespace
@@ -420,12 +593,13 @@ SystolicArray::SystolicArray(int rows, int cols, DType operand_type, SystolicMod
     : rows_(rows), cols_(cols), operand_type_(operand_type), mode_(mode) {
   TPUSIM_CHECK(rows > 0 && cols > 0,
                fmt::format("SystolicArray: {}x{} is not a valid array size", rows, cols));
+  const PeArrayFaults faults = timing_mutations().pe_array;
   switch (operand_type) {
     case DType::Int8:
-      core_ = std::make_unique<SystolicCore<Int8Elements>>(rows, cols, mode);
+      core_ = std::make_unique<SystolicCore<Int8Elements>>(rows, cols, mode, faults);
       break;
     case DType::BF16:
-      core_ = std::make_unique<SystolicCore<BF16Elements>>(rows, cols, mode);
+      core_ = std::make_unique<SystolicCore<BF16Elements>>(rows, cols, mode, faults);
       break;
     default:
       TPUSIM_CHECK(false, fmt::format("SystolicArray: operand type {} is not int8 or bf16",
@@ -477,10 +651,31 @@ void SystolicArray::shift_stationary_row(int bank, const uint8_t* row, int row_c
   core_->stage_weight_row(bank, row, row_cols);
 }
 
+void SystolicArray::queue_stationary_tile(int bank, const uint8_t* elements, int tile_rows,
+                                          int tile_cols) {
+  check_mode(SystolicMode::Stationary, "queue_stationary_tile");
+  check_bank(bank, "queue_stationary_tile");
+  check_count(elements, tile_rows, rows_, "queue_stationary_tile", "tile_rows");
+  check_count(elements, tile_cols, cols_, "queue_stationary_tile", "tile_cols");
+  core_->queue_tile(bank, elements, tile_rows, tile_cols);
+}
+
+int SystolicArray::weight_rows_queued(int bank) const {
+  check_mode(SystolicMode::Stationary, "weight_rows_queued");
+  check_bank(bank, "weight_rows_queued");
+  return core_->weight_rows_queued(bank);
+}
+
 bool SystolicArray::bank_in_use(int bank) const {
   check_mode(SystolicMode::Stationary, "bank_in_use");
   check_bank(bank, "bank_in_use");
   return core_->bank_in_use(bank);
+}
+
+bool SystolicArray::bank_needed(int bank) const {
+  check_mode(SystolicMode::Stationary, "bank_needed");
+  check_bank(bank, "bank_needed");
+  return core_->bank_needed(bank);
 }
 
 void SystolicArray::step_os(const uint8_t* left, int left_rows, const uint8_t* top, int top_cols) {
@@ -502,8 +697,25 @@ void SystolicArray::reset_os() {
   core_->reset_os();
 }
 
+int64_t SystolicArray::pairs_pending() const {
+  check_mode(SystolicMode::OutputStationary, "pairs_pending");
+  return core_->pairs_pending();
+}
+
 std::span<const uint8_t> SystolicArray::bottom() const {
   return {core_->bottom(), static_cast<size_t>(cols_) * 4};
+}
+
+std::span<const uint8_t> SystolicArray::bottom_valid() const {
+  return {core_->bottom_valid(), static_cast<size_t>(cols_)};
+}
+
+bool SystolicArray::holds_partial_sums() const {
+  return core_->holds_partial_sums();
+}
+
+bool SystolicArray::empty() const {
+  return core_->empty();
 }
 
 int32_t SystolicArray::bottom_int32(int col) const {

@@ -1,6 +1,7 @@
 // The PE-level systolic array: every register of an R×C grid of processing elements (PEs),
 // stepped one clock at a time. This is the ground truth of tpusim's timing and values; the MXU
-// unit drives it, and knows buffers, instructions and addresses so that this file does not.
+// unit drives it and, at PE fidelity, learns from its state when loads and matmuls are done and
+// banks are free. The MXU knows buffers, instructions and addresses so that this file does not.
 //
 // Register semantics. X[n] is register X at the end of cycle n; PE(r,c) is row r, column c.
 //
@@ -13,12 +14,18 @@
 //     p_in(0,c)[n] = 0 (+0.0)        p_in(r,c)[n] = P(r-1,c)[n-1]       (partial sums move down)
 //     A(r,c)[n]    = a_in(r,c)[n]
 //     P(r,c)[n]    = a_in valid ? p_in + a_in * W[a_in.tag](r,c)[n-1] : p_in
-//     bottom()     = P(R-1,c)[n]                  (what the accumulators capture at end of n)
+//     V(0,c)[n]    = a_in(0,c) valid,  V(r,c)[n] = V(r-1,c)[n-1]   (P's valid bit: every vector
+//                    has a row-0 element, so V marks its sums and moves down with them)
+//     bottom()     = P(R-1,c)[n], bottom_valid() = V(R-1,c)[n]   (captured at the end of n)
 //   so a vector injected at cycle s leaves column c at the end of cycle s + R - 1 + c holding
-//   sum over r < feed_rows, in order r = 0, 1, ..., of feed[r] * W[bank](r,c).
+//   sum over r < feed_rows, in order r = 0, 1, ..., of feed[r] * W[bank](r,c), and valid.
 //   shift_stationary_row(bank, row, k) during cycle n: W[bank](r,c)[n] = W[bank](r-1,c)[n-1],
 //   W[bank](0,c)[n] = row[c] (c < k, else 0). W changes at the END of the cycle: products in
-//   cycle n use W[n-1]. A K-row tile loads in K cycles, its rows given last row first.
+//   cycle n use W[n-1]. A K-row tile loads in K cycles, its rows given last row first; the
+//   weight shift chain (queue_stationary_tile) does exactly that, one row per step().
+//   A bank is *needed* while an operand tagged with it will multiply again: it is in the skew
+//   line or in an A register left of the last column. Shifting a needed bank would change the
+//   weights under that operand: step() refuses it (an internal error).
 //
 // Output-stationary mode (the os dataflow):
 //   per PE: L (moves right, valid), T (moves down, valid), P (stays).
@@ -26,9 +33,12 @@
 //   at n + j (both skewed);
 //     L(r,c)[n] = r-th row input if c == 0 else L(r,c-1)[n-1]     (likewise T, moving down)
 //     P(r,c)[n] = both inputs valid ? P(r,c)[n-1] + l_in * t_in : P(r,c)[n-1]
-//   so a pair injected at cycle s meets at PE(r,c) at cycle s + r + c.
+//     V(r)[n]   = V(r)[n-1] or a valid pair met in row r       (one valid bit per row of results)
+//   so a pair injected at cycle s meets at PE(r,c) at cycle s + r + c. Only operands injected
+//   in the same cycle meet, each pair exactly once: pairs_pending() counts those still to meet.
 //   drain_os(): P(r,c)[n] = P(r-1,c)[n-1], P(0,c)[n] = 0, bottom() = P(R-1,c)[n-1] (the value
-//   shifted out); the value of row r leaves at drain cycle R - 1 - r (counting from 0).
+//   shifted out; V moves down likewise); the value of row r leaves at drain cycle R - 1 - r
+//   (counting from 0).
 //
 // Arithmetic: int8 x int8 -> int32 wraps two's complement; bf16 x bf16 -> fp32 (the product is
 // exact in fp32 for normal values), each addition rounds to nearest even. No fused
@@ -71,10 +81,19 @@ class SystolicArray {
   // Schedules this cycle's weight shift for `bank`: applied at the end of the next step(), at
   // most one per bank per cycle. `row` holds `row_cols` <= cols() operands (may be null if 0).
   void shift_stationary_row(int bank, const uint8_t* row, int row_cols);
+  // The weight shift chain: queues a `tile_rows` x `tile_cols` tile (row-major operand bytes)
+  // for `bank`. From the next step() on, one row shifts in per step, the last row first, so
+  // that tile_rows steps later PE row r holds tile row r. One tile at a time.
+  void queue_stationary_tile(int bank, const uint8_t* elements, int tile_rows, int tile_cols);
+  // Rows of the queued tile for `bank` that have not shifted in yet (0: the tile is usable).
+  int weight_rows_queued(int bank) const;
   // True while any valid operand tagged `bank` is in the skew line or in an A register
-  // (including the last column, whose value is dropped in the next cycle). Shifting a bank in
-  // use changes the weights under operands in flight: the driver must not do it.
+  // (including the last column, whose value is dropped in the next cycle).
   bool bank_in_use(int bank) const;
+  // True while an operand tagged `bank` will multiply again (see above). Once this is false a
+  // new tile may shift into the bank from the next step() on: the operands left only pass
+  // through the last column, which docs/cycle-model.md's bank-free rule waits for.
+  bool bank_needed(int bank) const;
 
   // --- Output-stationary mode --------------------------------------------------------------
   // One clock: `left` (left_rows <= rows() elements) and `top` (top_cols <= cols() elements);
@@ -83,13 +102,24 @@ class SystolicArray {
   // One clock of draining (no operands injected; those in flight keep moving, and none may
   // meet a partner, since the PEs do not multiply while draining).
   void drain_os();
-  void reset_os();  // zeroes every P (not a clock)
+  void reset_os();  // zeroes every P and V (not a clock)
+  // Operand pairs injected together by step_os that have not met yet.
+  int64_t pairs_pending() const;
 
   // --- Outputs -------------------------------------------------------------------------------
   // The cols() accumulator values leaving the bottom of the array in the last clock, as
   // little-endian int32 / fp32 bytes (4 per column): P(R-1, c) after step(), the shifted-out
   // row after drain_os(), zeros after step_os() (nothing leaves while computing).
   std::span<const uint8_t> bottom() const;
+  // One byte per column, 1 where bottom() holds a result: V(R-1, c), the valid bit of the
+  // partial sum leaving (stationary mode), or the valid bit of the row shifted out in every
+  // column (drain_os). 0 after step_os.
+  std::span<const uint8_t> bottom_valid() const;
+  // True while some PE holds a valid partial sum (a result that has not left the array yet).
+  bool holds_partial_sums() const;
+  // True when nothing is in the array: no valid operand (skew lines included), no valid
+  // partial sum and no queued weight row. Stepping an empty array changes nothing.
+  bool empty() const;
   int32_t bottom_int32(int col) const;  // int8 arrays only
   float bottom_fp32(int col) const;     // bf16 arrays only
   // P(row, col) now, exactly (int32 and fp32 both fit a double): for tests and teaching views.

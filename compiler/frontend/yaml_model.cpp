@@ -420,6 +420,7 @@ class ModelBuilder {
   std::map<std::string, int> later_names_;  // explicit layer name -> its line
   const ResourceLimits& limits_;
   int64_t data_bytes_ = 0;  // inputs and weights so far
+  size_t typed_ops_ = 0;    // ops [0, typed_ops_) have their types
   Graph graph_;
   std::map<std::string, SourceLocation> names_;  // every value name -> where it was first used
   std::map<std::string, int> layer_outputs_;     // layer or model input name -> its final value
@@ -573,11 +574,14 @@ void ModelBuilder::resolve_inputs(Layer& layer) {
 }
 
 void ModelBuilder::infer(const Layer& layer) {
+  // Only this layer's ops: typing the whole graph after every layer grew with the square of
+  // the layer count (5000 layers took 8 s).
   try {
-    infer_shapes(graph_);
+    infer_op_shapes(graph_, typed_ops_);
   } catch (const Error& e) {
     throw Error(layer.where, e.message());
   }
+  typed_ops_ = graph_.ops.size();
 }
 
 template <typename Rule>

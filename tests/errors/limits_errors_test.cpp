@@ -206,3 +206,17 @@ TEST_CASE("limits: an .npy file far larger than its tensor is refused before it 
               "check the path\n");
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("limits: reading a model is linear in its layers", "[limits]") {
+  // 20,000 layers once took 250 s to read (every layer re-typed the whole graph); the guard
+  // here is the bounded run's 20 seconds, far above the fraction of a second it takes now.
+  std::string text = "name: chain\ntype: bf16\ninputs:\n  x: [1, 8]\nlayers:\n";
+  for (int i = 0; i < 20000; ++i) text += "  - relu: {}\n";
+  std::string path = test::make_temp_dir("limits-layers") + "/chain.yaml";
+  test::write_text_file(path, text);
+  test::BoundedResult r = test::run_tpusim_bounded("compile " + path + " --arch teach-4x4 --emit graph", kAddressSpace, 20);
+  INFO(r.err << "\n" << r.seconds << " s, " << r.max_rss_kb << " KB");
+  REQUIRE_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("value relu20000") != std::string::npos);
+}

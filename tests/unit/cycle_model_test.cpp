@@ -377,7 +377,9 @@ TEST_CASE("ws: a tile waits for its bank to drain and the single-buffered period
 TEST_CASE("the bank-free cycle is when the array's own registers release the bank", "[cycle-model]") {
   // Feed T vectors of K rows tagged bank 0 into a bare PE array from cycle 0: bank_in_use(0)
   // stays true through cycle bank_free - 1 and is false after cycle bank_free, the first
-  // cycle the MXU lets a new tile shift into that bank.
+  // cycle the MXU lets a new tile shift into that bank. bank_needed(0), which the PE fidelity
+  // reads before a cycle, turns false one cycle earlier: after bank_free - 1, the last operand
+  // is in the last column with its last product made.
   for (const auto& [R, C, K, T] : std::vector<std::array<int, 4>>{{4, 4, 4, 1}, {6, 5, 3, 4}, {5, 7, 5, 2}}) {
     INFO("R=" << R << " C=" << C << " K=" << K << " T=" << T);
     SystolicArray array(R, C, DType::Int8, SystolicMode::Stationary);
@@ -391,6 +393,7 @@ TEST_CASE("the bank-free cycle is when the array's own registers release the ban
       }
       INFO("after cycle " << cycle);
       CHECK(array.bank_in_use(0) == (cycle < free_cycle));
+      CHECK(array.bank_needed(0) == (cycle < free_cycle - 1));
     }
   }
 }
@@ -495,6 +498,31 @@ TEST_CASE("VPU: a bank whose port the MXU uses stalls the VPU (bank conflict)", 
   CHECK(relu.begin == 5);
   CHECK(relu.end == vpu_done(last_injection + 1, 1, 5, 2));
   CHECK(run.cycles(Unit::Vpu, CycleCause::BankConflict) == last_injection + 1 - relu.begin);
+}
+
+TEST_CASE("the MXU writes the accumulator port while outputs leave the array", "[cycle-model]") {
+  // A 4x4 tile, T = 4: outputs (0, 0) to (3, 3) leave in cycles [s+R-1, s+T+R+N-3] = [7, 13],
+  // one row of 16 bytes per cycle, the whole accumulator port of teach-4x4. A VPU relu on
+  // other accumulators of that bank (8 vectors, one per cycle) loses every cycle of that window
+  // in which it tries to issue: it starts at 5 (before the window) or 9 (inside it), behind a
+  // one-vector copy whose interval is that cycle.
+  const int64_t s = 4, T = 4, R = 4, N = 4;
+  const int64_t first_write = ws_output_cycle(s, 0, 0, R), last_write = ws_matmul_done(s, T, R, N);
+  for (int64_t relu_start : {5, 9}) {
+    INFO("relu from cycle " << relu_start);
+    const std::string text =
+        "mxu.load_stationary src=wb[0] rows=4 cols=4 stride=4 label=\"load\"\n"
+        "mxu.matmul src=ub[0] stride=4 count=4 dst=acc[0] dst_stride=16 label=\"matmul\"\n"
+        "vpu.copy dst=ub[3072]:int8 src=ub[3072]:int8 cols=1 label=\"timer\"\n"
+        "vpu.relu dst=acc[1024]:int32 src=acc[1024]:int32 rows=8 cols=4 label=\"relu\"\n";
+    Run run = simulate_both(text, teach({fmt::format("vpu.convert.interval={}", relu_start)}), fill_operands);
+    REQUIRE(run.event("matmul").begin == s);
+    const Event& relu = run.event("relu");
+    REQUIRE(relu.begin == relu_start);
+    const int64_t conflicts = last_write - std::max(first_write, relu_start) + 1;
+    CHECK(run.cycles(Unit::Vpu, CycleCause::BankConflict) == conflicts);
+    CHECK(relu.end == vpu_done(relu_start, 8 + conflicts, 1, 2));
+  }
 }
 
 TEST_CASE("token visibility and stall causes across the units", "[cycle-model]") {

@@ -141,6 +141,9 @@ TEST_CASE("stationary: a vector leaves column c at the end of cycle s + R - 1 + 
                                         ? reference_dot(type, input, column_of(weights, c))
                                         : 0;
           CHECK(bottom_bits(array, c) == expected);
+          // The valid bit leaves with the result, and only then.
+          CHECK(array.bottom_valid()[static_cast<size_t>(c)] ==
+                (cycle == leaves_bottom_at(array, injected, c) ? 1 : 0));
           // The wavefront inside the array: PE(r,c) holds the sum of rows 0..r at s + r + c.
           for (int r = 0; r < size.rows; ++r) {
             const bool wave_here = cycle == injected + r + c;
@@ -204,25 +207,103 @@ TEST_CASE("stationary: streamed GEMM matches a triple loop byte for byte", "[sys
 }
 
 TEST_CASE("stationary: weights change at the end of the shifting cycle", "[systolic_array]") {
-  SystolicArray array(2, 3, DType::Int8, SystolicMode::Stationary);
+  // A 2x3 array; one operand (2) enters row 0 in cycle 1 and multiplies in columns 0, 1, 2 in
+  // cycles 1, 2, 3. A shift in cycle 3, the operand's last product, is legal and does not
+  // reach that product: it reads W as of the end of cycle 2. A vector entering in cycle 4
+  // sees the new row.
   const std::vector<uint8_t> ones = operand_bytes(DType::Int8, {1, 1, 1});
   const std::vector<uint8_t> fives = operand_bytes(DType::Int8, {5, 5, 5});
   const std::vector<uint8_t> two = operand_bytes(DType::Int8, {2});
+  SystolicArray array(2, 3, DType::Int8, SystolicMode::Stationary);
   array.shift_stationary_row(0, ones.data(), 3);
-  array.step();  // cycle 0: W(0,:) = 1 at its end
-  // Cycle 1: the vector's row-0 product in column 0 happens now and uses W as of the end of
-  // cycle 0; columns 1 and 2 multiply in cycles 2 and 3, after the shift took effect.
+  array.step();                  // cycle 0: W(0,:) = 1 at its end
+  array.step(two.data(), 1, 0);  // cycle 1
+  array.step();                  // cycle 2
+  CHECK(array.bank_needed(0));   // column 2 is still to come
   array.shift_stationary_row(0, fives.data(), 3);
-  array.step(two.data(), 1, 0);
   // A second shift of the same bank in one cycle is a driver bug.
-  array.shift_stationary_row(0, fives.data(), 3);
   CHECK_THROWS_AS(array.shift_stationary_row(0, fives.data(), 3), InternalError);
-  std::vector<int32_t> seen;
-  for (int cycle = 2; cycle <= 4; ++cycle) {
+  array.step();  // cycle 3: the last product, then W(0,:) = 5
+  CHECK(!array.bank_needed(0));
+  CHECK(array.bank_in_use(0));                          // the operand is dropped in the next cycle
+  std::vector<int32_t> seen = {array.bottom_int32(1)};  // column c leaves at 1 + (R-1) + c
+  array.step(two.data(), 1, 0);                         // cycle 4
+  seen.push_back(array.bottom_int32(2));
+  for (int cycle = 5; cycle <= 7; ++cycle) {
     array.step();
-    seen.push_back(array.bottom_int32(cycle - 2));  // column c leaves at 1 + (R-1) + c
+    seen.push_back(array.bottom_int32(cycle - 5));
   }
-  CHECK(seen == std::vector<int32_t>{2, 10, 10});
+  CHECK(seen == std::vector<int32_t>{2, 2, 10, 10, 10});
+}
+
+TEST_CASE("stationary: overwriting a bank that an operand still needs is an internal error",
+          "[systolic_array]") {
+  // An operand entering row 0 in cycle 0 multiplies in columns 0..C-1 in cycles 0..C-1. A shift
+  // of its bank in cycle C-1 or later is legal; in any earlier cycle it would change the
+  // weights under a product still to come.
+  const int rows = 3, cols = 4;
+  const std::vector<uint8_t> one = operand_bytes(DType::Int8, {1});
+  const std::vector<uint8_t> row = operand_bytes(DType::Int8, {7, 7, 7, 7});
+  for (int shift_cycle = 0; shift_cycle <= cols; ++shift_cycle) {
+    CAPTURE(shift_cycle);
+    SystolicArray array(rows, cols, DType::Int8, SystolicMode::Stationary);
+    for (int cycle = 0; cycle < shift_cycle; ++cycle) {
+      cycle == 0 ? array.step(one.data(), 1, 1) : array.step();
+      CHECK(array.bank_needed(1) == (cycle < cols - 1));
+    }
+    array.shift_stationary_row(1, row.data(), cols);
+    if (shift_cycle < cols - 1) {
+      CHECK_THROWS_AS(shift_cycle == 0 ? array.step(one.data(), 1, 1) : array.step(),
+                      InternalError);
+    } else {
+      CHECK_NOTHROW(array.step());
+    }
+  }
+  // The other bank may shift meanwhile: that is double buffering.
+  SystolicArray array(rows, cols, DType::Int8, SystolicMode::Stationary);
+  array.shift_stationary_row(0, row.data(), cols);
+  CHECK_NOTHROW(array.step(one.data(), 1, 1));
+  CHECK(!array.bank_needed(0));
+}
+
+TEST_CASE("stationary: the weight shift chain shifts a queued tile one row per cycle",
+          "[systolic_array]") {
+  // A K-row tile queued before cycle s shifts in during [s, s+K-1] and is usable from s+K:
+  // weight_rows_queued() counts down to 0 in cycle s+K-1, and a vector entering at s+K
+  // multiplies the whole tile.
+  std::mt19937 rng(3);
+  for (DType type : kOperandTypes) {
+    CAPTURE(dtype_name(type));
+    const int rows = 5, cols = 3, k = 4;
+    SystolicArray array(rows, cols, type, SystolicMode::Stationary);
+    array.step();
+    const Matrix tile = random_matrix(type, k, cols, rng);
+    std::vector<uint8_t> elements;
+    for (int r = 0; r < k; ++r) {
+      const std::vector<uint8_t> bytes = operand_bytes(type, row_of(tile, r));
+      elements.insert(elements.end(), bytes.begin(), bytes.end());
+    }
+    array.queue_stationary_tile(1, elements.data(), k, cols);
+    CHECK_THROWS_AS(array.queue_stationary_tile(0, elements.data(), k, cols), InternalError);
+    CHECK(array.weight_rows_queued(1) == k);
+    CHECK(array.weight_rows_queued(0) == 0);
+    CHECK(!array.empty());
+    for (int shifted = 1; shifted <= k; ++shifted) {
+      array.step();
+      CHECK(array.weight_rows_queued(1) == k - shifted);
+    }
+    CHECK(array.empty());
+    const Matrix input = random_matrix(type, 1, k, rng);
+    const std::vector<uint8_t> feed = operand_bytes(type, row_of(input, 0));
+    const int64_t injected = array.cycles();
+    array.step(feed.data(), k, 1);
+    for (int c = 0; c < cols; ++c) {
+      while (array.cycles() - 1 < leaves_bottom_at(array, injected, c)) array.step();
+      CAPTURE(c);
+      CHECK(array.bottom_valid()[static_cast<size_t>(c)] == 1);
+      CHECK(bottom_bits(array, c) == reference_dot(type, row_of(input, 0), column_of(tile, c)));
+    }
+  }
 }
 
 TEST_CASE("stationary: double buffering streams tile after tile with no bubble",
@@ -439,6 +520,8 @@ TEST_CASE("output stationary: C = A * B, with exact meeting and drain timing", "
           array.step_os(nullptr, 0, nullptr, 0);
         }
         for (int c = 0; c < shape.cols; ++c) CHECK(bottom_bits(array, c) == 0u);
+        // The last pair meets in the last compute cycle: only then are none pending.
+        CHECK((array.pairs_pending() == 0) == (cycle == compute_cycles - 1));
         for (int m = 0; m < shape.rows; ++m) {
           for (int n = 0; n < shape.cols; ++n) {
             const int pairs = std::clamp(cycle - m - n + 1, 0, shape.k);
@@ -467,7 +550,10 @@ TEST_CASE("output stationary: C = A * B, with exact meeting and drain timing", "
           const bool computed = row < shape.m && c < shape.n;
           CHECK(bottom_bits(array, c) ==
                 (computed ? reference_dot(type, row_of(a, row), column_of(b, c)) : 0u));
+          CHECK(array.bottom_valid()[static_cast<size_t>(c)] ==
+                (row < shape.m ? 1 : 0));  // per row
         }
+        CHECK(array.holds_partial_sums() == (d < shape.rows - 1));  // row 0 leaves last
       }
       for (int m = 0; m < shape.rows; ++m) {
         for (int n = 0; n < shape.cols; ++n) CHECK(array.accumulator(m, n) == 0.0);
