@@ -95,7 +95,7 @@ class GraphParser {
 
   // --- lexing within the current line ---
   void set_line(std::string raw) {
-    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
+    while (!raw.empty() && raw.back() == '\r') raw.pop_back();  // CRLF (or CR CR LF) line ends
     // A comment starts at the first '#' outside a quoted string.
     bool in_string = false;
     for (size_t i = 0; i < raw.size(); ++i) {

@@ -339,7 +339,7 @@ class ProgramParser {
 
   // --- statements ---
   void parse_line(std::string raw) {
-    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
+    while (!raw.empty() && raw.back() == '\r') raw.pop_back();  // CRLF (or CR CR LF) line ends
     // Split off a trailing comment: the first '#' outside a quoted string.
     bool in_string = false;
     size_t hash = std::string::npos;
