@@ -9,6 +9,7 @@
 #   FUZZ_SECONDS=3600 nice -n 19 scripts/fuzz.sh          # a long campaign
 #   FUZZ_RUNS=10000000 nice -n 19 scripts/fuzz.sh model   # a fixed number of inputs
 #   FUZZ_JOBS=2 scripts/fuzz.sh              # run two targets at a time
+#   FUZZ_FLAGS="-only_ascii=1" scripts/fuzz.sh model     # more libFuzzer flags
 #
 # Each target keeps the inputs that found new coverage in build-fuzz/corpus/TARGET/, so later
 # runs start where earlier ones stopped; the seeds (examples and test inputs) are gathered
@@ -43,6 +44,10 @@ fi
 llvm_bin="$(dirname "$(readlink -f "$(command -v "$cxx")")")"
 export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-$llvm_bin/llvm-symbolizer}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+# A quarter faster without recording where each allocation was made; a finding run alone
+# (docs/fuzzing.md) still reports it in full.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-malloc_context_size=0:detect_stack_use_after_return=0}"
+read -r -a extra_flags <<<"${FUZZ_FLAGS:-}"
 
 echo "== fuzz: build (build-fuzz/, $cxx) =="
 cmake -S . -B "$out" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release -DTPUSIM_FUZZ=ON \
@@ -122,7 +127,8 @@ run_target() {
     status=0
     (cd "$out/work/$t" && "$out/fuzz/${t}_fuzzer" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
       -max_len="$(max_len "$t")" -dict="$root/fuzz/dictionaries/$t.dict" \
-      -artifact_prefix="$findings/$t-" -print_final_stats=1 "$corpus" "$seeds") \
+      -artifact_prefix="$findings/$t-" -print_final_stats=1 ${extra_flags[@]+"${extra_flags[@]}"} \
+      "$corpus" "$seeds") \
       >"$log.part" 2>&1 </dev/null || status=$?
     cat "$log.part" >>"$log"
     local part_execs
