@@ -186,6 +186,12 @@ class Machine {
   }
 
   Traffic& traffic(int label) { return per_label[static_cast<size_t>(label)].traffic; }
+  void count_dram(int label, int tensor, const Traffic& traffic) {
+    auto& by_tensor = per_label[static_cast<size_t>(label)].dram_by_tensor;
+    if (by_tensor.size() <= static_cast<size_t>(tensor)) by_tensor.resize(static_cast<size_t>(tensor) + 1);
+    by_tensor[static_cast<size_t>(tensor)][0] += traffic.dram_read;
+    by_tensor[static_cast<size_t>(tensor)][1] += traffic.dram_written;
+  }
 };
 
 // The head of a unit's queue: its next instruction, fetched lazily from the program.
@@ -241,6 +247,7 @@ class DmaUnit {
         Traffic traffic;
         execute_dma(m_.program, t.issued.instance(), m_.state, traffic);
         m_.traffic(t.issued.label) += traffic;
+        m_.count_dram(t.issued.label, head->tensor.tensor, traffic);
         t.buffer = head->buffer.buffer;
         t.buffer_begin = accesses.front().begin;
         t.dram_remaining = traffic.dram_read + traffic.dram_written;
@@ -1267,6 +1274,12 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     result.totals.mapped_macs += stats.mapped_macs;
     result.totals.instructions += stats.instructions;
     result.totals.traffic += stats.traffic;
+    auto& by_tensor = result.totals.dram_by_tensor;
+    if (by_tensor.size() < stats.dram_by_tensor.size()) by_tensor.resize(stats.dram_by_tensor.size());
+    for (size_t t = 0; t < stats.dram_by_tensor.size(); ++t) {
+      by_tensor[t][0] += stats.dram_by_tensor[t][0];
+      by_tensor[t][1] += stats.dram_by_tensor[t][1];
+    }
   }
   result.totals.first_cycle = 0;
   result.totals.last_cycle = result.total_cycles - 1;

@@ -49,6 +49,9 @@ struct LabelStats {
   int64_t instructions = 0;
   int64_t first_cycle = -1, last_cycle = -1;  // span of issue..completion
   Traffic traffic;
+  // DRAM bytes {read, written} per program tensor (indexed like program.tensors; shorter when
+  // the last tensors were not touched), so a report can tell weights from activations.
+  std::vector<std::array<int64_t, 2>> dram_by_tensor;
 };
 
 struct SimulationOptions {
