@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <sstream>
 
 #include "test_util.h"
 
@@ -88,4 +89,63 @@ TEST_CASE("report: flags that cannot work are refused before the run", "[report]
   auto bad = run_tpusim(kRun + " --report pdf");
   CHECK(bad.exit_code == 1);
   CHECK(bad.err.find("--report") != std::string::npos);
+}
+
+TEST_CASE("diff: one model on two machines, a row per layer, deltas that add up to the total's", "[report][diff]") {
+  const std::string dir = tpusim::test::make_temp_dir("diff");
+  for (const std::string arch : {"edge-32x32", "teach-4x4"}) {
+    auto r = run_tpusim("run examples/models/tiny-cnn.yaml -q --arch " + arch + " --json " + dir + "/" + arch + ".json");
+    REQUIRE(r.exit_code == 0);
+  }
+  auto d = run_tpusim("diff " + dir + "/edge-32x32.json " + dir + "/teach-4x4.json");
+  INFO(d.out << d.err);
+  REQUIRE(d.exit_code == 0);
+  // Rows between the header and the total: one per layer, each with its cycles delta in column 5.
+  std::istringstream lines(d.out);
+  std::string line;
+  std::vector<std::vector<std::string>> rows;
+  bool in_table = false;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string s; words >> s;) w.push_back(s);
+    if (!w.empty() && w[0] == "layer") {
+      in_table = true;
+      continue;
+    }
+    if (in_table && !w.empty()) rows.push_back(w);
+  }
+  REQUIRE(rows.size() == 9);  // 8 layers and the total
+  REQUIRE(rows.back()[0] == "total");
+  int64_t sum = 0, previous = INT64_MAX;
+  for (size_t i = 0; i + 1 < rows.size(); ++i) {
+    const int64_t delta = std::stoll(rows[i][4]);
+    CHECK(std::llabs(delta) <= previous);  // biggest change first
+    previous = std::llabs(delta);
+    sum += delta;
+    CHECK(std::stoll(rows[i][3]) - std::stoll(rows[i][2]) == delta);
+  }
+  const auto& total = rows.back();  // total: no op column
+  CHECK(std::stoll(total[2]) - std::stoll(total[1]) == sum);
+  CHECK(std::stoll(total[3]) == sum);
+}
+
+TEST_CASE("diff: a file that is not a report is named with where it goes wrong", "[report][diff][errors]") {
+  const std::string dir = tpusim::test::make_temp_dir("diff-bad");
+  auto good = run_tpusim("run examples/programs/gemm-4x4.tpu --arch teach-4x4 -q --json " + dir + "/good.json");
+  REQUIRE(good.exit_code == 0);
+  tpusim::test::write_text_file(dir + "/broken.json", "{\n  \"schema_version\": 2,\n  oops\n}\n");
+  tpusim::test::write_text_file(dir + "/v1.json", "{\"schema_version\": 1}\n");
+  tpusim::test::write_text_file(dir + "/partial.json", "{\"schema_version\": 2, \"program\": \"p\", \"arch\": {\"name\": 3}}\n");
+  auto broken = run_tpusim("diff " + dir + "/broken.json " + dir + "/good.json");
+  CHECK(broken.exit_code == 1);
+  CHECK(broken.err == dir + "/broken.json:3:3: error: not valid JSON; a report is written by `tpusim run ... --json "
+                            "FILE` or `--report json`\n");
+  auto v1 = run_tpusim("diff " + dir + "/good.json " + dir + "/v1.json");
+  CHECK(v1.err == dir + "/v1.json: error: schema_version: this is a version 1 report; diff reads version 2 (run the "
+                        "model again with this tpusim)\n");
+  auto partial = run_tpusim("diff " + dir + "/partial.json " + dir + "/good.json");
+  CHECK(partial.err == dir + "/partial.json: error: arch.name: expected a string, got a number\n");
+  auto missing = run_tpusim("diff " + dir + "/none.json " + dir + "/good.json");
+  CHECK(missing.err == dir + "/none.json: error: cannot open report file (check the path)\n");
 }
