@@ -19,4 +19,10 @@ std::string report_json(const RunReport& report);
 // DETAILED_ACCESS_REPORT.csv with SCALE-Sim's columns, and layers.csv with tpusim's own.
 std::vector<std::pair<std::string, std::string>> report_csv_files(const RunReport& report);
 
+// One self-contained HTML page (inline CSS, SVG and a little JavaScript; nothing fetched):
+// utilization and stall bars per layer, a roofline, the units' activity and the unified
+// buffer's occupancy over time, and a sortable per-layer table with each layer's diagnosis and
+// the compiler's choices.
+std::string report_html(const RunReport& report);
+
 }  // namespace tpusim

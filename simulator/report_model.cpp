@@ -193,6 +193,7 @@ RunReport build_report(const std::string& program_name, const ArchConfig& arch, 
   r.peak_ops_per_cycle = 2.0 * static_cast<double>(arch.mxu.rows * arch.mxu.cols);
   r.graph_macs = context.graph_macs;
   r.counters = result.counters.all();
+  r.activity = result.activity;
 
   r.totals = counted_figures(result.totals, context.weight_tensors);
   r.totals.cycles = r.totals.span = result.total_cycles;

@@ -94,6 +94,7 @@ struct RunReport {
   std::vector<LayerReport> layers;  // in the order they started
   int64_t graph_macs = 0;
   std::vector<Counter> counters;
+  ActivityTimeline activity;  // busy cycles per unit and unified-buffer bytes in flight, over time
 };
 
 // Derived figures of `f` (its counts filled in) on `arch` over `cycles` cycles.

@@ -42,6 +42,7 @@ struct Issued {
   VectorClock clock{};
   int label = 0;
   int64_t issue_cycle = 0;
+  int64_t ub_bytes = 0;  // unified-buffer bytes it reads or writes (for the activity timeline)
   InstructionInstance instance() const { return {instruction, loops.data()}; }
 };
 
@@ -85,6 +86,8 @@ class Machine {
   std::vector<LabelStats> per_label;
   std::map<std::string, int> label_index;
   std::vector<TraceEvent> trace;
+  ActivityTimeline activity;
+  int64_t ub_in_flight = 0;
 
   // --- ports: each bank serves port_capacity bytes per cycle, MXU first, then VPU, then DMA.
   int64_t bank_bytes[kBufferCount];
@@ -153,6 +156,13 @@ class Machine {
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
     stats.instructions++;
     if (stats.first_cycle < 0) stats.first_cycle = cycle;
+    for (const AccessRange& a : accesses) {
+      if (a.buffer == Buffer::Unified) issued.ub_bytes += a.end - a.begin;
+    }
+    if (issued.ub_bytes > 0) {
+      ub_in_flight += issued.ub_bytes;
+      activity.set_ub_bytes(cycle, ub_in_flight);
+    }
     return issued;
   }
 
@@ -163,6 +173,10 @@ class Machine {
     if (options.check_races) hazards.signal(in, issued.clock);
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
     stats.last_cycle = std::max(stats.last_cycle, cycle);
+    if (issued.ub_bytes > 0) {
+      ub_in_flight -= issued.ub_bytes;
+      activity.set_ub_bytes(cycle, ub_in_flight);
+    }
     if (options.record_trace) {
       trace.push_back({unit, issued.issue_cycle, cycle, &in,
                        std::vector<int64_t>(issued.loops.begin(), issued.loops.begin() + issued.loop_depth)});
@@ -180,7 +194,9 @@ class Machine {
     return any;
   }
 
-  void account(Unit unit, const CycleRecord& record, int64_t cycles) {
+  // `cycles` cycles from `start` on went as `record` says.
+  void account(Unit unit, const CycleRecord& record, int64_t start, int64_t cycles) {
+    if (record.cause == CycleCause::Busy) activity.add_busy(unit, start, cycles);
     per_label[static_cast<size_t>(record.label)].cycles[static_cast<int>(unit)][static_cast<int>(record.cause)] += cycles;
     if (record.activity) per_label[static_cast<size_t>(record.label)].mxu_activity[static_cast<int>(*record.activity)] += cycles;
   }
@@ -299,7 +315,7 @@ class DmaUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Dma, last_, 1);
+    m_.account(Unit::Dma, last_, cycle, 1);
   }
 
   // The next cycle at which something may change without outside help.
@@ -519,7 +535,7 @@ class MxuUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Mxu, last_, 1);
+    m_.account(Unit::Mxu, last_, cycle, 1);
     // Forget matmuls whose last output is written.
     while (!matmuls_.empty() && matmuls_.front().completion <= cycle) matmuls_.pop_front();
   }
@@ -1068,7 +1084,7 @@ class VpuUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Vpu, last_, 1);
+    m_.account(Unit::Vpu, last_, cycle, 1);
   }
 
   int64_t next_event() const {
@@ -1255,9 +1271,9 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     }
     if (next > cycle + 1) {
       const int64_t skipped = next - cycle - 1;
-      machine.account(Unit::Mxu, mxu.last(), skipped);
-      machine.account(Unit::Vpu, vpu.last(), skipped);
-      machine.account(Unit::Dma, dma.last(), skipped);
+      machine.account(Unit::Mxu, mxu.last(), cycle + 1, skipped);
+      machine.account(Unit::Vpu, vpu.last(), cycle + 1, skipped);
+      machine.account(Unit::Dma, dma.last(), cycle + 1, skipped);
     }
     cycle = next;
   }
@@ -1265,6 +1281,8 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
   result.labels = machine.labels;
   result.per_label = machine.per_label;
   result.trace = std::move(machine.trace);
+  machine.activity.finish(result.total_cycles);
+  result.activity = std::move(machine.activity);
   for (const auto& stats : result.per_label) {
     for (int u = 0; u < kUnitCount; ++u) {
       for (int c = 0; c < kCycleCauseCount; ++c) result.totals.cycles[u][c] += stats.cycles[u][c];

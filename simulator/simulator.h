@@ -15,6 +15,7 @@
 #include "ir/program.h"
 #include "ir/resource_limits.h"
 #include "simulator/arch.h"
+#include "simulator/activity.h"
 #include "simulator/counters.h"
 #include "simulator/semantics.h"
 
@@ -75,6 +76,7 @@ struct SimulationResult {
   std::vector<std::string> labels;     // first-seen order; "" = unlabelled
   std::vector<LabelStats> per_label;   // parallel to labels
   std::vector<TraceEvent> trace;
+  ActivityTimeline activity;  // busy cycles and unified-buffer bytes in flight, binned over time
   CounterRegistry counters;
   int64_t pe_updates = 0;  // PE register updates stepped (Pe fidelity)
 };

@@ -97,7 +97,7 @@ std::string model_report_json(const CompileResult& compiled, const std::string& 
 }
 
 // The report in every form asked for: the table on stdout (unless -q) or in -o DIR, JSON in
-// --json FILE, on stdout or in DIR, the CSV files in DIR.
+// --json FILE, on stdout or in DIR, HTML on stdout or in DIR, the CSV files in DIR.
 void write_reports(const RunOptions& o, const std::string& table, const std::string& json, const RunReport& report) {
   const bool to_dir = !o.report_dir.empty();
   std::vector<std::string> kinds = o.reports;
@@ -109,6 +109,9 @@ void write_reports(const RunOptions& o, const std::string& table, const std::str
     } else if (kind == "json") {
       if (to_dir) write_file(o.report_dir + "/report.json", json);
       else std::cout << json;
+    } else if (kind == "html") {
+      if (to_dir) write_file(o.report_dir + "/report.html", report_html(report));
+      else std::cout << report_html(report);
     } else if (kind == "csv") {
       for (const auto& [file, text] : report_csv_files(report)) write_file(o.report_dir + "/" + file, text);
     }
@@ -168,7 +171,7 @@ void run(RunOptions& o) {
   }
   if (!o.report_dir.empty()) {
     if (o.reports.empty()) {
-      throw Error({"-o", 0, 0, ""}, "say which reports to write there with --report table|json|csv (repeatable)");
+      throw Error({"-o", 0, 0, ""}, "say which reports to write there with --report table|json|csv|html (repeatable)");
     }
     std::error_code error;
     std::filesystem::create_directories(o.report_dir, error);
@@ -247,8 +250,8 @@ void register_run_command(CLI::App& app) {
   cmd->add_option("--json", options->json, "Write the report as JSON to this file");
   cmd->add_option("--report", options->reports,
                   "Report to produce (repeatable): table (default), json, csv (SCALE-Sim's files and layers.csv; needs "
-                  "-o)")
-      ->check(CLI::IsMember({"table", "json", "csv"}))
+                  "-o), html (one self-contained page)")
+      ->check(CLI::IsMember({"table", "json", "csv", "html"}))
       ->allow_extra_args(false);
   cmd->add_option("-o,--output-dir", options->report_dir, "Write the --report files to this directory");
   cmd->add_option("--sort", options->sort, "Order of the per-layer rows: start (default) or cycles (slowest first)")

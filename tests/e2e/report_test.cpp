@@ -85,7 +85,7 @@ TEST_CASE("report: flags that cannot work are refused before the run", "[report]
   const std::string dir = tpusim::test::make_temp_dir("report-none");
   auto no_kind = run_tpusim(kRun + " -o " + dir);
   CHECK(no_kind.exit_code == 1);
-  CHECK(no_kind.err == "-o: error: say which reports to write there with --report table|json|csv (repeatable)\n");
+  CHECK(no_kind.err == "-o: error: say which reports to write there with --report table|json|csv|html (repeatable)\n");
   auto bad = run_tpusim(kRun + " --report pdf");
   CHECK(bad.exit_code == 1);
   CHECK(bad.err.find("--report") != std::string::npos);
