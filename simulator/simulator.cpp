@@ -42,7 +42,8 @@ struct Issued {
   VectorClock clock{};
   int label = 0;
   int64_t issue_cycle = 0;
-  int64_t ub_bytes = 0;  // unified-buffer bytes it reads or writes (for the activity timeline)
+  int64_t ub_bytes = 0;    // unified-buffer bytes it reads or writes (for the activity timeline)
+  int64_t dram_bytes = 0;  // DRAM bytes it moves (DMA)
   InstructionInstance instance() const { return {instruction, loops.data()}; }
 };
 
@@ -177,6 +178,7 @@ class Machine {
       ub_in_flight -= issued.ub_bytes;
       activity.set_ub_bytes(cycle, ub_in_flight);
     }
+    activity.add_dram_bytes(issued.issue_cycle, cycle, issued.dram_bytes);
     if (options.record_trace) {
       trace.push_back({unit, issued.issue_cycle, cycle, &in,
                        std::vector<int64_t>(issued.loops.begin(), issued.loops.begin() + issued.loop_depth)});
@@ -264,6 +266,7 @@ class DmaUnit {
         execute_dma(m_.program, t.issued.instance(), m_.state, traffic);
         m_.traffic(t.issued.label) += traffic;
         m_.count_dram(t.issued.label, head->tensor.tensor, traffic);
+        t.issued.dram_bytes = traffic.dram_read + traffic.dram_written;
         t.buffer = head->buffer.buffer;
         t.buffer_begin = accesses.front().begin;
         t.dram_remaining = traffic.dram_read + traffic.dram_written;

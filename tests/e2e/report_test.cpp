@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "test_util.h"
@@ -148,4 +150,67 @@ TEST_CASE("diff: a file that is not a report is named with where it goes wrong",
   CHECK(partial.err == dir + "/partial.json: error: arch.name: expected a string, got a number\n");
   auto missing = run_tpusim("diff " + dir + "/none.json " + dir + "/good.json");
   CHECK(missing.err == dir + "/none.json: error: cannot open report file (check the path)\n");
+}
+
+TEST_CASE("trace: trace-event JSON whose slices nest on every track, with counter tracks", "[report][trace]") {
+  const std::string dir = tpusim::test::make_temp_dir("trace-nest");
+  auto r = run_tpusim(kRun + " -q --trace " + dir + "/t.json");
+  REQUIRE(r.exit_code == 0);
+  auto trace = nlohmann::json::parse(tpusim::test::read_text_file(dir + "/t.json"));
+  REQUIRE(trace["traceEvents"].is_array());
+  std::map<int, std::string> track_names;
+  std::map<int, std::vector<std::pair<int64_t, int64_t>>> slices;  // per tid: [ts, ts + dur)
+  std::set<std::string> counters;
+  size_t layer_slices = 0, op_named = 0, instructions = 0;
+  for (const auto& e : trace["traceEvents"]) {
+    INFO(e.dump());
+    REQUIRE(e.contains("ph"));
+    REQUIRE(e.contains("name"));
+    REQUIRE(e["pid"].is_number_integer());
+    const std::string ph = e["ph"];
+    if (ph == "M") {
+      REQUIRE(e["tid"].is_number_integer());
+      if (e["name"] == "thread_name") track_names[e["tid"].get<int>()] = e["args"]["name"].get<std::string>();
+    } else if (ph == "X") {
+      REQUIRE(e["tid"].is_number_integer());
+      REQUIRE(e["ts"].is_number_integer());
+      REQUIRE(e["dur"].is_number_integer());
+      CHECK(e["dur"].get<int64_t>() >= 1);
+      const int tid = e["tid"].get<int>();
+      slices[tid].push_back({e["ts"].get<int64_t>(), e["ts"].get<int64_t>() + e["dur"].get<int64_t>()});
+      if (track_names[tid].starts_with("layers")) {
+        ++layer_slices;
+      } else {
+        ++instructions;
+        // Named by the graph op, then the instruction and its tile.
+        const std::string name = e["name"];
+        if (name.find(": ") != std::string::npos && name.find(e["args"]["label"].get<std::string>() + ": ") == 0) {
+          ++op_named;
+        }
+      }
+    } else if (ph == "C") {
+      REQUIRE(e["ts"].is_number_integer());
+      REQUIRE(e["args"].is_object());
+      counters.insert(e["name"].get<std::string>());
+    } else {
+      FAIL("unexpected phase " << ph);
+    }
+  }
+  CHECK(layer_slices == 8);
+  CHECK(instructions > 0);
+  CHECK(op_named == instructions);  // every instruction of a compiled model has its op's label
+  CHECK(counters == std::set<std::string>{"DRAM bytes per cycle", "unified buffer bytes in flight"});
+  // Every slice of a track is inside the open one or after it ends.
+  for (auto& [tid, list] : slices) {
+    INFO("track " << track_names[tid]);
+    std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+      return a.first < b.first || (a.first == b.first && a.second > b.second);
+    });
+    std::vector<std::pair<int64_t, int64_t>> open;
+    for (const auto& s : list) {
+      while (!open.empty() && open.back().second <= s.first) open.pop_back();
+      if (!open.empty()) CHECK(s.second <= open.back().second);
+      open.push_back(s);
+    }
+  }
 }
