@@ -89,6 +89,8 @@ class Machine {
   std::vector<TraceEvent> trace;
   ActivityTimeline activity;
   int64_t ub_in_flight = 0;
+  int64_t instructions_issued = 0;
+  int last_label = 0;
 
   // --- ports: each bank serves port_capacity bytes per cycle, MXU first, then VPU, then DMA.
   int64_t bank_bytes[kBufferCount];
@@ -156,6 +158,8 @@ class Machine {
     }
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
     stats.instructions++;
+    ++instructions_issued;
+    last_label = issued.label;
     if (stats.first_cycle < 0) stats.first_cycle = cycle;
     for (const AccessRange& a : accesses) {
       if (a.buffer == Buffer::Unified) issued.ub_bytes += a.end - a.begin;
@@ -1242,7 +1246,15 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
 
   SimulationResult result;
   int64_t& cycle = machine.cycle;
+  auto report_progress = [&] {
+    if (options.progress) {
+      options.progress({cycle, machine.instructions_issued, instances, machine.labels[static_cast<size_t>(machine.last_label)]});
+    }
+  };
+  report_progress();
+  uint32_t steps = 0;
   while (!(mxu.finished() && vpu.finished() && dma.finished())) {
+    if ((++steps & 0x1fff) == 0) report_progress();
     machine.reset_ports();
     mxu.tick();
     vpu.tick();
@@ -1280,6 +1292,7 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     }
     cycle = next;
   }
+  report_progress();
   result.pe_updates = mxu.pe_updates();
   result.labels = machine.labels;
   result.per_label = machine.per_label;

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <string_view>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -55,12 +57,21 @@ struct LabelStats {
   std::vector<std::array<int64_t, 2>> dram_by_tensor;
 };
 
+// How far a run has come, for a progress display.
+struct SimulationProgress {
+  int64_t cycle = 0;
+  int64_t instructions_issued = 0, instructions_total = 0;
+  std::string_view label;  // the label of the instruction issued last
+};
+
 struct SimulationOptions {
   Fidelity fidelity = Fidelity::Fast;
   bool check_races = true;
   bool record_trace = false;  // per-instruction issue/complete events
   // max_instructions and max_cycles bound the run; max_memory_bytes bounds the trace.
   ResourceLimits limits;
+  // Called at the start, every few thousand steps of the cycle loop, and at the end.
+  std::function<void(const SimulationProgress&)> progress;
 };
 
 struct TraceEvent {

@@ -19,6 +19,7 @@
 #include "compiler/model_run.h"
 #include "compiler/report_context.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
 
 namespace tpusim::cli {
 namespace {
@@ -122,7 +123,9 @@ void write_reports(const RunOptions& o, const std::string& table, const std::str
 // A model: compile it, simulate the program, check the outputs against the reference.
 void run_model(const RunOptions& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
+  Progress progress(o.quiet);
   CompileOptions compile = compile_options(o.flags);
+  compile.on_pass = [&](const std::string& pass) { progress.pass(pass); };
   compile.limits = o.limits;
   CompileResult compiled = compile_graph(load_model(o.program, o.limits), arch, compile);
   TargetLimits target = target_limits(arch);
@@ -132,7 +135,9 @@ void run_model(const RunOptions& o) {
   MachineState state = make_machine_state(compiled.program, target, o.limits);
   auto given = place_model_inputs(compiled, o.inputs, o.seed_value, state);
   SimulationOptions options = simulation_options(o);
+  options.progress = [&](const SimulationProgress& p) { progress.simulation(p); };
   SimulationResult result = simulate_program(compiled.program, arch, state, options);
+  progress.clear();
   std::string name = std::filesystem::path(o.program).filename().string();
   const RunReport report = build_report(name, arch, result, options.fidelity, report_context(compiled, arch));
   std::string table = report_text(report, o.sort);
@@ -150,7 +155,9 @@ void run_model(const RunOptions& o) {
     }
   }
   if (o.check) {
+    progress.status("checking the outputs against the reference implementation");
     ModelCheck check = check_model_outputs(compiled, given, state);
+    progress.clear();
     std::cout << "\n" << check.text;
     if (!check.ok) {
       throw Error({o.program, 0, 0, ""}, "check failed: the simulated outputs differ from the reference implementation "
@@ -202,7 +209,10 @@ void run(RunOptions& o) {
   MachineState reference_state = o.check ? state : MachineState{};
 
   SimulationOptions options = simulation_options(o);
+  Progress progress(o.quiet);
+  options.progress = [&](const SimulationProgress& p) { progress.simulation(p); };
   SimulationResult result = simulate_program(program, arch, state, options);
+  progress.clear();
 
   std::string name = std::filesystem::path(o.program).filename().string();
   const RunReport report = build_report(name, arch, result, options.fidelity);

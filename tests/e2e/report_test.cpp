@@ -214,3 +214,25 @@ TEST_CASE("trace: trace-event JSON whose slices nest on every track, with counte
     }
   }
 }
+
+TEST_CASE("progress: a bar on a terminal, not one byte of it otherwise", "[report][progress]") {
+  const std::string run = "run examples/models/tiny-cnn.yaml --arch edge-32x32 --check";
+  auto terminal = tpusim::test::run_tpusim_in_terminal(run);
+  INFO(terminal.err);
+  REQUIRE(terminal.exit_code == 0);
+  CHECK(terminal.err.find("compiling: tile") != std::string::npos);
+  CHECK(terminal.err.find("simulating [") != std::string::npos);
+  CHECK(terminal.err.find("% of ") != std::string::npos);
+  CHECK(terminal.err.find("checking the outputs against the reference") != std::string::npos);
+  CHECK(terminal.err.ends_with("\r\033[K"));  // the line erased at the end
+  // The report itself is the same as without a terminal, and goes to stdout.
+  auto plain = run_tpusim(run);
+  CHECK(plain.err.empty());
+  CHECK(plain.out == terminal.out);
+  // -q: nothing on the terminal either.
+  auto quiet = tpusim::test::run_tpusim_in_terminal(run + " -q");
+  CHECK(quiet.err.empty());
+  // A program run too.
+  auto program = tpusim::test::run_tpusim_in_terminal("run examples/programs/gemm-tiled-edge.tpu --arch edge-32x32");
+  CHECK(program.err.find("simulating [") != std::string::npos);
+}
