@@ -41,5 +41,8 @@ struct ReportDiff {
 
 ReportDiff diff_reports(const ReportSummary& a, const ReportSummary& b);
 std::string diff_text(const ReportDiff& diff);
+// The same as one self-contained HTML page: a bar per layer for its change in cycles, and the
+// table.
+std::string diff_html(const ReportDiff& diff);
 
 }  // namespace tpusim

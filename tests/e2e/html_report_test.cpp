@@ -25,3 +25,21 @@ TEST_CASE("html report: the browser check sees a script error", "[report][html]"
   REQUIRE(page.console.size() == 1);
   CHECK(page.console[0].find("Uncaught ReferenceError: no_such_function is not defined") != std::string::npos);
 }
+
+TEST_CASE("html diff: a delta bar per layer, no console message", "[report][html][diff]") {
+  const std::string dir = tpusim::test::make_temp_dir("html-diff");
+  for (const std::string arch : {"edge-32x32", "teach-4x4"}) {
+    REQUIRE(tpusim::test::run_tpusim("run examples/models/tiny-cnn.yaml -q --arch " + arch + " --json " + dir + "/" +
+                                     arch + ".json")
+                .exit_code == 0);
+  }
+  auto d = tpusim::test::run_tpusim("diff " + dir + "/edge-32x32.json " + dir + "/teach-4x4.json --html " + dir +
+                                    "/diff.html");
+  REQUIRE(d.exit_code == 0);
+  auto page = tpusim::test::open_in_browser(dir + "/diff.html", tpusim::test::build_dir() + "/report-screenshots/diff.png");
+  INFO(page.log);
+  REQUIRE(page.opened);
+  CHECK(page.console.empty());
+  CHECK(tpusim::test::count_of(page.dom, "class=\"delta-bar\"") == 8);
+  CHECK(tpusim::test::count_of(page.dom, "<tr>") == 1 + 8 + 1);  // header, layers, total
+}
