@@ -25,4 +25,7 @@ std::vector<std::pair<std::string, std::string>> report_csv_files(const RunRepor
 // the compiler's choices.
 std::string report_html(const RunReport& report);
 
+// `text` with &, <, > and " written as HTML entities (for text and attribute values).
+std::string html_escape(const std::string& text);
+
 }  // namespace tpusim

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ir/diagnostics.h"
-#include "simulator/report_model.h"
+#include "simulator/report.h"
 
 namespace tpusim {
 namespace {
@@ -207,39 +207,21 @@ std::string diff_text(const ReportDiff& d) {
   return out;
 }
 
-namespace {
-
-std::string escape_html(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string diff_html(const ReportDiff& d) {
   const int64_t total_delta = d.b.total_cycles - d.a.total_cycles;
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  out += fmt::format("<title>tpusim diff: {} vs {}</title>\n", escape_html(d.a.file), escape_html(d.b.file));
+  out += fmt::format("<title>tpusim diff: {} vs {}</title>\n", html_escape(d.a.file), html_escape(d.b.file));
   out += "<style>body { font-family: system-ui, sans-serif; margin: 24px; color: #212121; max-width: 1200px; }\n"
          "h1 { font-size: 20px; } p { color: #616161; font-size: 13px; }\n"
          "table { border-collapse: collapse; font-size: 12px; } th, td { padding: 3px 8px; border-bottom: 1px solid "
          "#eee; text-align: right; } td.text, th.text { text-align: left; }\n"
          "svg text { font-size: 11px; fill: #424242; }</style>\n</head>\n<body>\n";
-  out += fmt::format("<h1>A: {} on {} &nbsp; vs &nbsp; B: {} on {}</h1>\n", escape_html(d.a.program),
-                     escape_html(d.a.arch), escape_html(d.b.program), escape_html(d.b.arch));
+  out += fmt::format("<h1>A: {} on {} &nbsp; vs &nbsp; B: {} on {}</h1>\n", html_escape(d.a.program),
+                     html_escape(d.a.arch), html_escape(d.b.program), html_escape(d.b.arch));
   out += fmt::format("<p>total cycles {} &rarr; {} ({}, {}); {} and {}. A bar per layer: its change in cycles "
                      "(green: fewer in B, red: more), biggest first; the changes add up to the total's.</p>\n",
                      d.a.total_cycles, d.b.total_cycles, signed_delta(total_delta),
-                     relative(total_delta, d.a.total_cycles), escape_html(d.a.file), escape_html(d.b.file));
+                     relative(total_delta, d.a.total_cycles), html_escape(d.a.file), html_escape(d.b.file));
   int64_t most = 1;
   for (const LayerDiff& l : d.layers) most = std::max<int64_t>(most, std::llabs(l.cycles_delta));
   const int row = 16, label_width = 200, half = 330, width = label_width + 2 * half + 90;
@@ -252,27 +234,27 @@ std::string diff_html(const ReportDiff& d) {
     const double w = static_cast<double>(half) * static_cast<double>(std::llabs(l.cycles_delta)) / static_cast<double>(most);
     const double x = l.cycles_delta < 0 ? zero - w : zero;
     out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_width - 6, y + 12,
-                       escape_html(l.label));
+                       html_escape(l.label));
     out += fmt::format("<rect class=\"delta-bar\" data-layer=\"{}\" x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" "
                        "height=\"{}\" fill=\"{}\"><title>{}: {} cycles</title></rect>\n",
-                       escape_html(l.label), x, y + 2, w, row - 4, l.cycles_delta < 0 ? "#2e7d32" : "#c62828",
-                       escape_html(l.label), signed_delta(l.cycles_delta));
+                       html_escape(l.label), x, y + 2, w, row - 4, l.cycles_delta < 0 ? "#2e7d32" : "#c62828",
+                       html_escape(l.label), signed_delta(l.cycles_delta));
   }
   out += fmt::format("<line x1=\"{}\" y1=\"0\" x2=\"{}\" y2=\"{}\" stroke=\"#9e9e9e\"/>\n</svg>\n", zero, zero,
                      row * static_cast<int>(d.layers.size()) + 8);
   out += "<table><thead><tr><th class=\"text\">layer</th><th class=\"text\">op</th><th>cycles A</th><th>cycles "
          "B</th><th>delta</th><th>change</th><th>util A</th><th>util B</th><th>dram A</th><th>dram B</th><th>dram "
          "delta</th><th class=\"text\">bound A &rarr; B</th></tr></thead><tbody>\n";
-  auto cell = [](const std::string& text) { return "<td>" + escape_html(text) + "</td>"; };
+  auto cell = [](const std::string& text) { return "<td>" + html_escape(text) + "</td>"; };
   for (const LayerDiff& l : d.layers) {
     const int64_t ca = l.a ? l.a->cycles : 0;
-    out += "<tr><td class=\"text\">" + escape_html(l.label) + "</td><td class=\"text\">" + escape_html(l.op) + "</td>";
+    out += "<tr><td class=\"text\">" + html_escape(l.label) + "</td><td class=\"text\">" + html_escape(l.op) + "</td>";
     out += cell(l.a ? std::to_string(l.a->cycles) : "-") + cell(l.b ? std::to_string(l.b->cycles) : "-") +
            cell(signed_delta(l.cycles_delta)) + cell(relative(l.cycles_delta, ca)) +
            cell(l.a ? percent(l.a->utilization) : "-") + cell(l.b ? percent(l.b->utilization) : "-") +
            cell(l.a ? std::to_string(l.a->dram_bytes) : "-") + cell(l.b ? std::to_string(l.b->dram_bytes) : "-") +
            cell(signed_delta(l.dram_delta));
-    out += "<td class=\"text\">" + escape_html((l.a ? l.a->bound : "-") + " -> " + (l.b ? l.b->bound : "-")) +
+    out += "<td class=\"text\">" + html_escape((l.a ? l.a->bound : "-") + " -> " + (l.b ? l.b->bound : "-")) +
            "</td></tr>\n";
   }
   out += fmt::format("<tr><td class=\"text\"><b>total</b></td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"

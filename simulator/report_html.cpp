@@ -10,20 +10,6 @@
 namespace tpusim {
 namespace {
 
-std::string escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string pct(double x) { return fmt::format("{:.2f}%", 100 * x); }
 
 // The colours of the cycle causes, in CycleCause order (idle is not drawn).
@@ -91,11 +77,11 @@ std::string utilization_chart(const RunReport& r) {
     const int y = static_cast<int>(i) * row;
     const double w = static_cast<double>(bar_width) * l.figures.utilization / scale;
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_width - 6, y + 12,
-                       escape(l.info.label));
+                       html_escape(l.info.label));
     svg += fmt::format(
         "<rect class=\"util-bar\" data-layer=\"{}\" x=\"{}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" fill=\"#1565c0\">"
         "<title>{}: utilization {} over its {} cycles (mapping efficiency {})</title></rect>",
-        escape(l.info.label), label_width, y + 2, w, row - 4, escape(l.info.label), pct(l.figures.utilization),
+        html_escape(l.info.label), label_width, y + 2, w, row - 4, html_escape(l.info.label), pct(l.figures.utilization),
         l.figures.span, pct(l.figures.mapping_efficiency));
     svg += fmt::format("<text x=\"{:.2f}\" y=\"{}\">{}</text>\n", label_width + w + 4, y + 12,
                        pct(l.figures.utilization));
@@ -121,7 +107,7 @@ std::string stall_chart(const RunReport& r) {
     const LayerReport& l = r.layers[i];
     const int y = static_cast<int>(i) * row;
     svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", label_width - 6, y + 12,
-                       escape(l.info.label));
+                       html_escape(l.info.label));
     double x = label_width;
     for (int c = 0; c < kCycleCauseCount - 1; ++c) {
       const int64_t cycles = l.figures.unit_cycles[static_cast<int>(Unit::Mxu)][c];
@@ -129,7 +115,7 @@ std::string stall_chart(const RunReport& r) {
       const double w = static_cast<double>(bar_width) * static_cast<double>(cycles) / static_cast<double>(most);
       svg += fmt::format("<rect class=\"stall-segment\" x=\"{:.2f}\" y=\"{}\" width=\"{:.2f}\" height=\"{}\" "
                          "fill=\"{}\"><title>{}: MXU {} {} cycles</title></rect>",
-                         x, y + 2, w, row - 4, kCauseColours[c], escape(l.info.label),
+                         x, y + 2, w, row - 4, kCauseColours[c], html_escape(l.info.label),
                          cycle_cause_name(static_cast<CycleCause>(c)), cycles);
       x += w;
     }
@@ -200,10 +186,10 @@ std::string roofline_chart(const RunReport& r) {
     const double y = has_ops ? py(f.ops_per_cycle) : py(std::pow(10.0, ly0));
     svg += fmt::format("<circle class=\"roofline-point\" data-layer=\"{}\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"5\" "
                        "fill=\"{}\" stroke=\"#0d47a1\"><title>{} ({}): {}</title></circle>\n",
-                       escape(l.info.label), x, y, has_ops ? "#1565c0" : "none", escape(l.info.label),
-                       escape(l.info.op_kind.empty() ? "-" : l.info.op_kind),
+                       html_escape(l.info.label), x, y, has_ops ? "#1565c0" : "none", html_escape(l.info.label),
+                       html_escape(l.info.op_kind.empty() ? "-" : l.info.op_kind),
                        has_ops ? fmt::format("{:.3g} ops per DRAM byte, {:.3g} ops/cycle; {}", f.ops_per_dram_byte,
-                                             f.ops_per_cycle, escape(std::string(bound_name(l.diagnosis.bound))))
+                                             f.ops_per_cycle, html_escape(std::string(bound_name(l.diagnosis.bound))))
                                : std::string("no MACs (vector or data-movement work), drawn on the bottom edge"));
   }
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">ops per DRAM byte (log)</text>",
@@ -254,7 +240,7 @@ std::string occupancy_chart(const RunReport& r) {
   const double cell = bins > 0 ? static_cast<double>(width - left - 10) / static_cast<double>(bins) : 0;
   svg += fmt::format("<line class=\"axis\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\"/>", left, top, width - 10, top);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 4, top + 4,
-                     escape(format_byte_size(r.arch.unified_buffer.bytes)));
+                     html_escape(format_byte_size(r.arch.unified_buffer.bytes)));
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>\n", left - 4, height - bottom);
   std::string points = fmt::format("{},{} ", left, height - bottom);
   for (size_t b = 0; b < bins; ++b) {
@@ -271,7 +257,7 @@ std::string occupancy_chart(const RunReport& r) {
 
 std::string card(const std::string& value, const std::string& name, const std::string& what) {
   return fmt::format("<div class=\"card\"><div class=\"value\">{}</div><div>{}</div><div class=\"what\">{}</div></div>\n",
-                     escape(value), escape(name), escape(what));
+                     html_escape(value), html_escape(name), html_escape(what));
 }
 
 std::string layer_table(const RunReport& r) {
@@ -281,21 +267,21 @@ std::string layer_table(const RunReport& r) {
   for (const char* h : headers) {
     const std::string_view name(h);
     const bool text = name == "layer" || name == "op" || name == "bound" || name.starts_with("why");
-    out += fmt::format("<th{}>{}</th>", text ? " class=\"text\"" : "", escape(std::string(name)));
+    out += fmt::format("<th{}>{}</th>", text ? " class=\"text\"" : "", html_escape(std::string(name)));
   }
   out += "</tr></thead><tbody>\n";
   for (size_t i = 0; i < r.layers.size(); ++i) {
     const LayerReport& l = r.layers[i];
     const Figures& f = l.figures;
     auto num = [](auto value, const std::string& shown) {
-      return fmt::format("<td data-value=\"{}\">{}</td>", value, escape(shown));
+      return fmt::format("<td data-value=\"{}\">{}</td>", value, html_escape(shown));
     };
     auto text = [](const std::string& value) {
-      return fmt::format("<td class=\"text\" data-value=\"{}\">{}</td>", escape(value), escape(value));
+      return fmt::format("<td class=\"text\" data-value=\"{}\">{}</td>", html_escape(value), html_escape(value));
     };
-    std::string details = fmt::format("<details><summary>{}</summary>", escape(l.diagnosis.text));
-    if (!l.info.op_text.empty()) details += fmt::format("<div>op: {}</div>", escape(l.info.op_text));
-    for (const std::string& choice : l.info.choices) details += fmt::format("<div>{}</div>", escape(choice));
+    std::string details = fmt::format("<details><summary>{}</summary>", html_escape(l.diagnosis.text));
+    if (!l.info.op_text.empty()) details += fmt::format("<div>op: {}</div>", html_escape(l.info.op_text));
+    for (const std::string& choice : l.info.choices) details += fmt::format("<div>{}</div>", html_escape(choice));
     details += "</details>";
     const double share = r.totals.cycles > 0 ? static_cast<double>(f.cycles) / static_cast<double>(r.totals.cycles) : 0;
     out += "<tr>" + num(i, std::to_string(i)) + text(l.info.label) + text(l.info.op_kind) +
@@ -304,24 +290,38 @@ std::string layer_table(const RunReport& r) {
            num(f.mxu_busy, std::to_string(f.mxu_busy)) + num(f.dram_bytes, std::to_string(f.dram_bytes)) +
            num(f.ops_per_dram_byte, fmt::format("{:.3g}", f.ops_per_dram_byte)) +
            text(std::string(bound_name(l.diagnosis.bound))) +
-           fmt::format("<td class=\"text\" data-value=\"{}\">{}</td>", escape(l.diagnosis.text), details) + "</tr>\n";
+           fmt::format("<td class=\"text\" data-value=\"{}\">{}</td>", html_escape(l.diagnosis.text), details) + "</tr>\n";
   }
   return out + "</tbody></table>\n";
 }
 
 }  // namespace
 
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 std::string report_html(const RunReport& r) {
   const Figures& t = r.totals;
   const ArchConfig& arch = r.arch;
   const int64_t pes = arch.mxu.rows * arch.mxu.cols;
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  out += fmt::format("<title>tpusim report: {} on {}</title>\n", escape(r.program), escape(arch.name));
+  out += fmt::format("<title>tpusim report: {} on {}</title>\n", html_escape(r.program), html_escape(arch.name));
   out += fmt::format("<style>{}</style>\n</head>\n<body>\n", kStyle);
-  out += fmt::format("<h1>{} on {}</h1>\n", escape(r.program), escape(arch.name));
+  out += fmt::format("<h1>{} on {}</h1>\n", html_escape(r.program), html_escape(arch.name));
   out += fmt::format("<p class=\"note\">{}x{} {} {} array at {} MHz, fidelity {}; {} layers</p>\n", arch.mxu.rows,
                      arch.mxu.cols, dataflow_name(arch.mxu.dataflow), dtype_name(arch.mxu.operand_type),
-                     arch.mxu.clock_mhz, escape(r.fidelity), r.layers.size());
+                     arch.mxu.clock_mhz, html_escape(r.fidelity), r.layers.size());
   out += "<div class=\"cards\">\n";
   out += card(std::to_string(t.cycles), "total cycles",
               fmt::format("{:.3f} us at {} MHz", static_cast<double>(t.cycles) / arch.mxu.clock_mhz, arch.mxu.clock_mhz));
@@ -337,7 +337,7 @@ std::string report_html(const RunReport& r) {
   out += card(fmt::format("{:.4g}", t.ops_per_dram_byte), "ops per DRAM byte",
               fmt::format("{} bytes moved; 2 x useful MACs / bytes", t.dram_bytes));
   out += "</div>\n";
-  if (!r.diagnosis.text.empty()) out += fmt::format("<div class=\"bound\">{}</div>\n", escape(r.diagnosis.text));
+  if (!r.diagnosis.text.empty()) out += fmt::format("<div class=\"bound\">{}</div>\n", html_escape(r.diagnosis.text));
   if (!r.layers.empty()) {
     out += "<h2>Utilization per layer</h2>\n<p class=\"note\">Useful MACs over rows x cols x the layer's span: how "
            "much of the array's peak each layer achieved while it ran.</p>\n";
