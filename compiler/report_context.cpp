@@ -68,12 +68,26 @@ std::string op_text(const Graph& g, const Op& op, const std::string& fused) {
   return text;
 }
 
+// The op's kind as the report names it: the graph op, told apart where one kind does two jobs.
+std::string op_kind_text(const Graph& g, const Op& op) {
+  if (op.kind == OpKind::Add) {
+    const Value& a = g.values[static_cast<size_t>(op.inputs[0])];
+    const Value& b = g.values[static_cast<size_t>(op.inputs[1])];
+    if (a.kind == ValueKind::Activation && b.kind == ValueKind::Activation) return "residual add";
+  }
+  if (op.kind == OpKind::Conv) {
+    const ConvGeometry c = conv_geometry(g, op);
+    if (c.groups > 1 && c.groups == c.in_channels) return "depthwise conv";
+  }
+  return op_info(op.kind).name;
+}
+
 template <typename K>
 LayerInfo info_of(const Graph& g, const K& k, const std::string& fused) {
   LayerInfo info;
   info.label = k.name;
   if (const Op* op = op_named(g, k.name)) {
-    info.op_kind = op_info(op->kind).name;
+    info.op_kind = op_kind_text(g, *op);
     info.op_text = op_text(g, *op, fused);
     info.graph_macs = op_macs(g, *op);
     if (!fused.empty()) {
