@@ -81,6 +81,7 @@ class PassRunner {
 
   template <typename Pass, typename Printer>
   void run(const std::string& name, Pass&& pass, Printer&& print) {
+    if (options_.on_pass) options_.on_pass(name);
     auto start = std::chrono::steady_clock::now();
     pass();
     auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

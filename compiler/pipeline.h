@@ -3,6 +3,7 @@
 // can be printed (`--emit`), printed after a pass (`--print-after`) and timed (`--time-passes`).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -32,6 +33,8 @@ struct CompileOptions {
   // When set, --print-after and --time-passes output is written here as each pass finishes
   // (so it is not lost when a later pass fails) instead of collected in CompileResult::log.
   std::ostream* log_stream = nullptr;
+  // Called as each pass starts, with its name (a progress display).
+  std::function<void(const std::string&)> on_pass;
 };
 
 struct CompileResult {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -94,7 +95,7 @@ class GraphParser {
 
   // --- lexing within the current line ---
   void set_line(std::string raw) {
-    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
+    while (!raw.empty() && raw.back() == '\r') raw.pop_back();  // CRLF (or CR CR LF) line ends
     // A comment starts at the first '#' outside a quoted string.
     bool in_string = false;
     for (size_t i = 0; i < raw.size(); ++i) {
@@ -261,7 +262,7 @@ class GraphParser {
                                              : fmt::format(" (defined so far: {})", join(names))));
   }
   void check_new_name(const std::string& value_name, size_t column) {
-    int existing = graph_.find_value(value_name);
+    int existing = find_value(value_name);
     if (existing >= 0) {
       fail(column, fmt::format("value '{}' is defined twice (first at line {})", value_name,
                                graph_.values[static_cast<size_t>(existing)].location.line));
@@ -405,7 +406,7 @@ class GraphParser {
     }
     if (!at_end()) fail(pos_, fmt::format("unexpected text after the {} declaration, {}", statement, found_text()));
     check_scale(v, options_pos, statement);
-    graph_.add_value(std::move(v));
+    add_value(std::move(v));
   }
 
   // int8 tensors are quantized (they need a scale); the others are not (they take none).
@@ -464,7 +465,7 @@ class GraphParser {
     require_separator("the inputs");
     attributes(op, info, op_pos);
 
-    op.output = graph_.add_value(std::move(v));
+    op.output = add_value(std::move(v));
     graph_.add_op(std::move(op));
   }
 
@@ -478,7 +479,7 @@ class GraphParser {
       if (at_end()) fail(open, fmt::format("missing ')' to close the inputs of {}", info.name));
       size_t input_pos = pos_;
       std::string input = name("an input name");
-      int index = graph_.find_value(input);
+      int index = find_value(input);
       if (index < 0) unknown_value(input, input_pos);
       indices.push_back(index);
       if (peek(',')) {
@@ -576,7 +577,7 @@ class GraphParser {
 
   // Outputs may name values defined further down, so they are resolved at the end.
   void resolve_output(const PendingOutput& pending) {
-    int index = graph_.find_value(pending.name);
+    int index = find_value(pending.name);
     if (index < 0) {
       std::string hint = nearest_spelling(pending.name, defined_names());
       throw Error(pending.location, fmt::format("unknown value '{}' in output{}", pending.name,
@@ -590,7 +591,22 @@ class GraphParser {
 
   const std::string& text_;
   std::string file_;
+  // The graph's values by name. Graph::find_value and Graph::add_value search the list, which
+  // would make reading n definitions take n^2 steps; check_new_name has already made sure that
+  // each name is new.
+  int find_value(const std::string& value_name) const {
+    auto it = value_index_.find(value_name);
+    return it == value_index_.end() ? -1 : it->second;
+  }
+  int add_value(Value v) {
+    int index = static_cast<int>(graph_.values.size());
+    value_index_.emplace(v.name, index);
+    graph_.values.push_back(std::move(v));
+    return index;
+  }
+
   Graph graph_;
+  std::unordered_map<std::string, int> value_index_;
   std::map<std::string, int> definition_lines_;
   std::vector<PendingOutput> pending_outputs_;
   size_t scale_pos_ = 0;  // column of the last scale= option, for messages

@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstdlib>
 #include <limits>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -224,7 +226,7 @@ class ProgramParser {
     auto buffer = parse_buffer(name);
     if (!buffer) {
       std::string hint = nearest_spelling(name, {"ub", "wb", "acc"});
-      if (program_.find_tensor(name) >= 0) {
+      if (find_tensor(name) >= 0) {
         fail(start, fmt::format("'{}' is a DRAM tensor, but this operand must be an on-chip "
                                 "buffer (ub, wb or acc)", name));
       }
@@ -256,7 +258,7 @@ class ProgramParser {
     skip_spaces();
     size_t start = pos_;
     std::string name = identifier("a DRAM tensor name");
-    int index = program_.find_tensor(name);
+    int index = find_tensor(name);
     if (index < 0) {
       if (parse_buffer(name)) {
         fail(start, fmt::format("'{}' is an on-chip buffer, but this operand must be a DRAM "
@@ -297,7 +299,7 @@ class ProgramParser {
       skip_spaces();
       size_t start = pos_;
       std::string name = identifier("a token name");
-      int index = program_.find_token(name);
+      int index = find_token(name);
       if (index < 0) {
         std::vector<std::string> names;
         for (const auto& t : program_.tokens) names.push_back(t.name);
@@ -337,7 +339,7 @@ class ProgramParser {
 
   // --- statements ---
   void parse_line(std::string raw) {
-    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
+    while (!raw.empty() && raw.back() == '\r') raw.pop_back();  // CRLF (or CR CR LF) line ends
     // Split off a trailing comment: the first '#' outside a quoted string.
     bool in_string = false;
     size_t hash = std::string::npos;
@@ -400,9 +402,9 @@ class ProgramParser {
     decl.location = location(start);
     size_t name_pos = (skip_spaces(), pos_);
     decl.name = identifier("a tensor name");
-    if (program_.find_tensor(decl.name) >= 0) {
+    if (find_tensor(decl.name) >= 0) {
       fail(name_pos, fmt::format("tensor '{}' is declared twice (first at line {})", decl.name,
-                                 program_.tensors[program_.find_tensor(decl.name)].location.line));
+                                 program_.tensors[find_tensor(decl.name)].location.line));
     }
     if (parse_buffer(decl.name)) fail(name_pos, fmt::format("'{}' is a buffer name and cannot name a tensor", decl.name));
     size_t type_pos = (skip_spaces(), pos_);
@@ -433,6 +435,7 @@ class ProgramParser {
     node.text = comment;
     node.declaration = static_cast<int>(program_.tensors.size());
     node.location = decl.location;
+    tensor_index_.emplace(decl.name, static_cast<int>(program_.tensors.size()));
     program_.tensors.push_back(std::move(decl));
     program_.body.push_back(std::move(node));
   }
@@ -452,9 +455,9 @@ class ProgramParser {
     decl.location = location(start);
     size_t name_pos = (skip_spaces(), pos_);
     decl.name = identifier("a token name");
-    if (program_.find_token(decl.name) >= 0) {
+    if (find_token(decl.name) >= 0) {
       fail(name_pos, fmt::format("token '{}' is declared twice (first at line {})", decl.name,
-                                 program_.tokens[program_.find_token(decl.name)].location.line));
+                                 program_.tokens[find_token(decl.name)].location.line));
     }
     decl.producer = unit("the producing unit (dma, mxu or vpu)");
     expect('-', "(write PRODUCER -> CONSUMER)");
@@ -479,6 +482,7 @@ class ProgramParser {
     node.text = comment;
     node.declaration = static_cast<int>(program_.tokens.size());
     node.location = decl.location;
+    token_index_.emplace(decl.name, static_cast<int>(program_.tokens.size()));
     program_.tokens.push_back(std::move(decl));
     program_.body.push_back(std::move(node));
   }
@@ -652,9 +656,21 @@ class ProgramParser {
     }
   }
 
+  int find_tensor(const std::string& name) const {
+    auto it = tensor_index_.find(name);
+    return it == tensor_index_.end() ? -1 : it->second;
+  }
+  int find_token(const std::string& name) const {
+    auto it = token_index_.find(name);
+    return it == token_index_.end() ? -1 : it->second;
+  }
+
   const std::string& text_;
   std::string file_;
   Program program_;
+  // Name -> index of the tensors and tokens declared so far: Program::find_tensor searches
+  // the list, which would make reading n declarations take n^2 steps.
+  std::unordered_map<std::string, int> tensor_index_, token_index_;
   std::vector<std::vector<Node>*> block_stack_;
   std::vector<Node*> open_repeats_;
   std::vector<std::string> loop_variables_;

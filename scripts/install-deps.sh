@@ -7,6 +7,11 @@ packages=(
   g++ cmake make
   libfmt-dev libyaml-cpp-dev catch2 libcli11-dev nlohmann-json3-dev
   libbenchmark-dev
+  # scripts/fuzz.sh: libFuzzer, the sanitizer runtimes and llvm-symbolizer. Clang 16: the
+  # sources capture structured bindings in lambdas, which clang 14 cannot compile.
+  clang-16 libclang-rt-16-dev llvm-16
+  # The HTML report's tests open it in a headless browser.
+  chromium
 )
 
 missing=()

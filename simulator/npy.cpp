@@ -361,7 +361,22 @@ HostTensor read_npy(const std::string& path, int64_t expected_data_bytes) {
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, fmt::format("cannot open the .npy file: {}", std::strerror(errno)));
-  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Pipes and devices have no size (/dev/zero would be read forever), so the read itself stops
+  // once it holds more than any file for this tensor can.
+  const int64_t most_bytes = expected_data_bytes < INT64_MAX - kLargestHeader
+                                 ? expected_data_bytes + kLargestHeader
+                                 : INT64_MAX;
+  std::string contents;
+  char chunk[64 * 1024];
+  while (in) {
+    in.read(chunk, sizeof chunk);
+    contents.append(chunk, static_cast<size_t>(in.gcount()));
+    if (static_cast<int64_t>(contents.size()) > most_bytes) {
+      fail(path, fmt::format("holds more than {} bytes, far more than the {} bytes of data the tensor it is for "
+                             "holds; check the path",
+                             most_bytes, expected_data_bytes));
+    }
+  }
   if (in.bad()) fail(path, fmt::format("cannot read the .npy file: {}", std::strerror(errno)));
   return parse_npy(contents, path);
 }

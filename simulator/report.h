@@ -1,30 +1,31 @@
-// Reports of a simulation: a text table for people and JSON (with a schema_version) for
-// tools. Derived figures are computed here and only here (docs/cycle-model.md defines them):
-//   utilization         = useful MACs / (rows * cols * total cycles)
-//   mapping efficiency  = useful MACs / mapped MACs
-//   compute utilization = useful MACs / (rows * cols * MXU busy cycles)
-//   ops = 2 * MACs; ops per DRAM byte = 2 * useful MACs / DRAM bytes moved
+// Renderings of a run's report (simulator/report_model.h): a table for people, JSON (with a
+// schema_version) for tools, SCALE-Sim's CSV files and tpusim's per-layer CSV for
+// spreadsheets. They format the report's figures and compute none (docs/report.md).
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "simulator/arch.h"
-#include "simulator/simulator.h"
+#include "simulator/report_model.h"
 
 namespace tpusim {
 
-constexpr int kReportSchemaVersion = 1;
+// `sort`: "start" (the order layers started) or "cycles" (slowest first).
+std::string report_text(const RunReport& report, const std::string& sort = "start");
+std::string report_json(const RunReport& report);
 
-struct DerivedFigures {
-  double utilization = 0, mapping_efficiency = 0, compute_utilization = 0;
-  double ops_per_cycle = 0, tops = 0, ops_per_dram_byte = 0;
-  int64_t mxu_busy_cycles = 0, dram_bytes = 0, span_cycles = 0;
-};
-DerivedFigures derive_figures(const ArchConfig& arch, const LabelStats& stats, int64_t span_cycles);
+// {file name, contents}: COMPUTE_REPORT.csv, BANDWIDTH_REPORT.csv and
+// DETAILED_ACCESS_REPORT.csv with SCALE-Sim's columns, and layers.csv with tpusim's own.
+std::vector<std::pair<std::string, std::string>> report_csv_files(const RunReport& report);
 
-std::string report_text(const std::string& program_name, const ArchConfig& arch,
-                        const SimulationResult& result, Fidelity fidelity);
-std::string report_json(const std::string& program_name, const ArchConfig& arch,
-                        const SimulationResult& result, Fidelity fidelity);
+// One self-contained HTML page (inline CSS, SVG and a little JavaScript; nothing fetched):
+// utilization and stall bars per layer, a roofline, the units' activity and the unified
+// buffer's occupancy over time, and a sortable per-layer table with each layer's diagnosis and
+// the compiler's choices.
+std::string report_html(const RunReport& report);
+
+// `text` with &, <, > and " written as HTML entities (for text and attribute values).
+std::string html_escape(const std::string& text);
 
 }  // namespace tpusim

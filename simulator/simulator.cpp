@@ -42,6 +42,8 @@ struct Issued {
   VectorClock clock{};
   int label = 0;
   int64_t issue_cycle = 0;
+  int64_t ub_bytes = 0;    // unified-buffer bytes it reads or writes (for the activity timeline)
+  int64_t dram_bytes = 0;  // DRAM bytes it moves (DMA)
   InstructionInstance instance() const { return {instruction, loops.data()}; }
 };
 
@@ -85,6 +87,10 @@ class Machine {
   std::vector<LabelStats> per_label;
   std::map<std::string, int> label_index;
   std::vector<TraceEvent> trace;
+  ActivityTimeline activity;
+  int64_t ub_in_flight = 0;
+  int64_t instructions_issued = 0;
+  int last_label = 0;
 
   // --- ports: each bank serves port_capacity bytes per cycle, MXU first, then VPU, then DMA.
   int64_t bank_bytes[kBufferCount];
@@ -152,7 +158,16 @@ class Machine {
     }
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
     stats.instructions++;
+    ++instructions_issued;
+    last_label = issued.label;
     if (stats.first_cycle < 0) stats.first_cycle = cycle;
+    for (const AccessRange& a : accesses) {
+      if (a.buffer == Buffer::Unified) issued.ub_bytes += a.end - a.begin;
+    }
+    if (issued.ub_bytes > 0) {
+      ub_in_flight += issued.ub_bytes;
+      activity.set_ub_bytes(cycle, ub_in_flight);
+    }
     return issued;
   }
 
@@ -163,6 +178,11 @@ class Machine {
     if (options.check_races) hazards.signal(in, issued.clock);
     LabelStats& stats = per_label[static_cast<size_t>(issued.label)];
     stats.last_cycle = std::max(stats.last_cycle, cycle);
+    if (issued.ub_bytes > 0) {
+      ub_in_flight -= issued.ub_bytes;
+      activity.set_ub_bytes(cycle, ub_in_flight);
+    }
+    activity.add_dram_bytes(issued.issue_cycle, cycle, issued.dram_bytes);
     if (options.record_trace) {
       trace.push_back({unit, issued.issue_cycle, cycle, &in,
                        std::vector<int64_t>(issued.loops.begin(), issued.loops.begin() + issued.loop_depth)});
@@ -180,12 +200,20 @@ class Machine {
     return any;
   }
 
-  void account(Unit unit, const CycleRecord& record, int64_t cycles) {
+  // `cycles` cycles from `start` on went as `record` says.
+  void account(Unit unit, const CycleRecord& record, int64_t start, int64_t cycles) {
+    if (record.cause == CycleCause::Busy) activity.add_busy(unit, start, cycles);
     per_label[static_cast<size_t>(record.label)].cycles[static_cast<int>(unit)][static_cast<int>(record.cause)] += cycles;
     if (record.activity) per_label[static_cast<size_t>(record.label)].mxu_activity[static_cast<int>(*record.activity)] += cycles;
   }
 
   Traffic& traffic(int label) { return per_label[static_cast<size_t>(label)].traffic; }
+  void count_dram(int label, int tensor, const Traffic& traffic) {
+    auto& by_tensor = per_label[static_cast<size_t>(label)].dram_by_tensor;
+    if (by_tensor.size() <= static_cast<size_t>(tensor)) by_tensor.resize(static_cast<size_t>(tensor) + 1);
+    by_tensor[static_cast<size_t>(tensor)][0] += traffic.dram_read;
+    by_tensor[static_cast<size_t>(tensor)][1] += traffic.dram_written;
+  }
 };
 
 // The head of a unit's queue: its next instruction, fetched lazily from the program.
@@ -241,6 +269,8 @@ class DmaUnit {
         Traffic traffic;
         execute_dma(m_.program, t.issued.instance(), m_.state, traffic);
         m_.traffic(t.issued.label) += traffic;
+        m_.count_dram(t.issued.label, head->tensor.tensor, traffic);
+        t.issued.dram_bytes = traffic.dram_read + traffic.dram_written;
         t.buffer = head->buffer.buffer;
         t.buffer_begin = accesses.front().begin;
         t.dram_remaining = traffic.dram_read + traffic.dram_written;
@@ -292,7 +322,7 @@ class DmaUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Dma, last_, 1);
+    m_.account(Unit::Dma, last_, cycle, 1);
   }
 
   // The next cycle at which something may change without outside help.
@@ -512,7 +542,7 @@ class MxuUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Mxu, last_, 1);
+    m_.account(Unit::Mxu, last_, cycle, 1);
     // Forget matmuls whose last output is written.
     while (!matmuls_.empty() && matmuls_.front().completion <= cycle) matmuls_.pop_front();
   }
@@ -1061,7 +1091,7 @@ class VpuUnit {
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
-    m_.account(Unit::Vpu, last_, 1);
+    m_.account(Unit::Vpu, last_, cycle, 1);
   }
 
   int64_t next_event() const {
@@ -1216,7 +1246,15 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
 
   SimulationResult result;
   int64_t& cycle = machine.cycle;
+  auto report_progress = [&] {
+    if (options.progress) {
+      options.progress({cycle, machine.instructions_issued, instances, machine.labels[static_cast<size_t>(machine.last_label)]});
+    }
+  };
+  report_progress();
+  uint32_t steps = 0;
   while (!(mxu.finished() && vpu.finished() && dma.finished())) {
+    if ((++steps & 0x1fff) == 0) report_progress();
     machine.reset_ports();
     mxu.tick();
     vpu.tick();
@@ -1248,16 +1286,19 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     }
     if (next > cycle + 1) {
       const int64_t skipped = next - cycle - 1;
-      machine.account(Unit::Mxu, mxu.last(), skipped);
-      machine.account(Unit::Vpu, vpu.last(), skipped);
-      machine.account(Unit::Dma, dma.last(), skipped);
+      machine.account(Unit::Mxu, mxu.last(), cycle + 1, skipped);
+      machine.account(Unit::Vpu, vpu.last(), cycle + 1, skipped);
+      machine.account(Unit::Dma, dma.last(), cycle + 1, skipped);
     }
     cycle = next;
   }
+  report_progress();
   result.pe_updates = mxu.pe_updates();
   result.labels = machine.labels;
   result.per_label = machine.per_label;
   result.trace = std::move(machine.trace);
+  machine.activity.finish(result.total_cycles);
+  result.activity = std::move(machine.activity);
   for (const auto& stats : result.per_label) {
     for (int u = 0; u < kUnitCount; ++u) {
       for (int c = 0; c < kCycleCauseCount; ++c) result.totals.cycles[u][c] += stats.cycles[u][c];
@@ -1267,6 +1308,12 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     result.totals.mapped_macs += stats.mapped_macs;
     result.totals.instructions += stats.instructions;
     result.totals.traffic += stats.traffic;
+    auto& by_tensor = result.totals.dram_by_tensor;
+    if (by_tensor.size() < stats.dram_by_tensor.size()) by_tensor.resize(stats.dram_by_tensor.size());
+    for (size_t t = 0; t < stats.dram_by_tensor.size(); ++t) {
+      by_tensor[t][0] += stats.dram_by_tensor[t][0];
+      by_tensor[t][1] += stats.dram_by_tensor[t][1];
+    }
   }
   result.totals.first_cycle = 0;
   result.totals.last_cycle = result.total_cycles - 1;

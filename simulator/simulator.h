@@ -7,6 +7,8 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <string_view>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -15,6 +17,7 @@
 #include "ir/program.h"
 #include "ir/resource_limits.h"
 #include "simulator/arch.h"
+#include "simulator/activity.h"
 #include "simulator/counters.h"
 #include "simulator/semantics.h"
 
@@ -49,6 +52,16 @@ struct LabelStats {
   int64_t instructions = 0;
   int64_t first_cycle = -1, last_cycle = -1;  // span of issue..completion
   Traffic traffic;
+  // DRAM bytes {read, written} per program tensor (indexed like program.tensors; shorter when
+  // the last tensors were not touched), so a report can tell weights from activations.
+  std::vector<std::array<int64_t, 2>> dram_by_tensor;
+};
+
+// How far a run has come, for a progress display.
+struct SimulationProgress {
+  int64_t cycle = 0;
+  int64_t instructions_issued = 0, instructions_total = 0;
+  std::string_view label;  // the label of the instruction issued last
 };
 
 struct SimulationOptions {
@@ -57,6 +70,8 @@ struct SimulationOptions {
   bool record_trace = false;  // per-instruction issue/complete events
   // max_instructions and max_cycles bound the run; max_memory_bytes bounds the trace.
   ResourceLimits limits;
+  // Called at the start, every few thousand steps of the cycle loop, and at the end.
+  std::function<void(const SimulationProgress&)> progress;
 };
 
 struct TraceEvent {
@@ -72,6 +87,7 @@ struct SimulationResult {
   std::vector<std::string> labels;     // first-seen order; "" = unlabelled
   std::vector<LabelStats> per_label;   // parallel to labels
   std::vector<TraceEvent> trace;
+  ActivityTimeline activity;  // busy cycles and unified-buffer bytes in flight, binned over time
   CounterRegistry counters;
   int64_t pe_updates = 0;  // PE register updates stepped (Pe fidelity)
 };

@@ -57,11 +57,10 @@ struct ReportMacs {
   int64_t graph = -1, on_vpu = -1, useful = -1;
 };
 inline ReportMacs report_macs(const nlohmann::json& report) {
-  REQUIRE(report.contains("model"));
-  REQUIRE(report["model"].contains("macs"));
-  REQUIRE(report["model"].contains("macs_on_vpu"));
+  REQUIRE(report.contains("graph_macs"));
+  REQUIRE(report.contains("macs_on_vpu"));
   REQUIRE(report["totals"]["macs"].contains("useful"));
-  return {report["model"]["macs"].get<int64_t>(), report["model"]["macs_on_vpu"].get<int64_t>(),
+  return {report["graph_macs"].get<int64_t>(), report["macs_on_vpu"].get<int64_t>(),
           report["totals"]["macs"]["useful"].get<int64_t>()};
 }
 

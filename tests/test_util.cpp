@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <fcntl.h>
+#include <pty.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +58,34 @@ CommandResult run_tpusim(const std::string& arguments) {
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   result.out = read_text_file(out_path);
   result.err = read_text_file(err_path);
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
+CommandResult run_tpusim_in_terminal(const std::string& arguments) {
+  std::string dir = make_temp_dir("terminal");
+  std::string out_path = dir + "/out";
+  std::string command = "cd '" + source_dir() + "' && exec '" TPUSIM_BINARY "' " + arguments + " >'" + out_path +
+                        "' </dev/null";
+  int master = -1;
+  pid_t child = forkpty(&master, nullptr, nullptr, nullptr);
+  if (child == 0) {
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  CommandResult result;
+  if (child < 0) throw std::runtime_error("forkpty failed");
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = read(master, buffer, sizeof buffer);
+    if (n <= 0) break;  // EIO once the child has closed the terminal
+    result.err.append(buffer, static_cast<size_t>(n));
+  }
+  close(master);
+  int status = 0;
+  waitpid(child, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_text_file(out_path);
   std::filesystem::remove_all(dir);
   return result;
 }

@@ -27,6 +27,10 @@ struct BoundedResult : CommandResult {
 };
 BoundedResult run_tpusim_bounded(const std::string& arguments, int64_t memory_bytes, int timeout_seconds);
 
+// The same with stderr on a pseudo-terminal (as when a person runs it): returns what tpusim
+// wrote there in `err`; stdout goes to `out` as usual.
+CommandResult run_tpusim_in_terminal(const std::string& arguments);
+
 std::string read_text_file(const std::string& path);
 void write_text_file(const std::string& path, const std::string& text);
 

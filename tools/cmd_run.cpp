@@ -1,4 +1,5 @@
 // `tpusim run PROGRAM.tpu --arch A`: verify and simulate a program, print its report.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +19,9 @@
 #include "simulator/simulator.h"
 #include "simulator/trace.h"
 #include "compiler/model_run.h"
+#include "compiler/report_context.h"
 #include "tools/commands.h"
+#include "tools/progress.h"
 
 namespace tpusim::cli {
 namespace {
@@ -34,6 +37,9 @@ struct RunOptions {
   std::string arch;
   std::vector<std::string> overrides;
   std::string inputs, outputs, json, trace;
+  std::vector<std::string> reports;  // --report: table, json, csv
+  std::string report_dir;            // -o
+  std::string sort = "start";
   std::string fidelity = "fast";
   std::string seed = "1";
   bool check = false;
@@ -118,8 +124,8 @@ nlohmann::ordered_json check_json(const ModelCheck& check) {
 
 // The simulator's JSON report with what the compiler decided that the report's numbers
 // depend on (for each attention op, its lowering and how many score tiles it computed), the
-// model's MACs (the graph's, and those of depthwise convolutions run on the VPU, which the
-// array's useful MACs leave out), and with --check its results.
+// MACs of depthwise convolutions run on the VPU (which the array's useful MACs leave out) next
+// to the graph's, and with --check its results.
 std::string model_report_json(const CompileResult& compiled, const std::string& report, const ModelCheck* check) {
   nlohmann::ordered_json j = nlohmann::ordered_json::parse(report);
   nlohmann::ordered_json attention = nlohmann::ordered_json::array();
@@ -145,16 +151,46 @@ std::string model_report_json(const CompileResult& compiled, const std::string& 
     if (a->lowering == AttentionLowering::Materialized) op["scores_on_chip"] = t.scores_on_chip;
     attention.push_back(op);
   }
-  j["model"] = {{"macs", graph_macs(compiled.graph)}, {"macs_on_vpu", vpu_macs}};
+  nlohmann::ordered_json with_vpu;
+  for (auto& [key, value] : j.items()) {
+    with_vpu[key] = value;
+    if (key == "graph_macs") with_vpu["macs_on_vpu"] = vpu_macs;
+  }
+  j = std::move(with_vpu);
   if (!attention.empty()) j["attention"] = attention;
   if (check) j["check"] = check_json(*check);
   return j.dump(2) + "\n";
 }
 
+// The report in every form asked for: the table on stdout (unless -q) or in -o DIR, JSON in
+// --json FILE, on stdout or in DIR, HTML on stdout or in DIR, the CSV files in DIR.
+void write_reports(const RunOptions& o, const std::string& table, const std::string& json, const RunReport& report) {
+  const bool to_dir = !o.report_dir.empty();
+  std::vector<std::string> kinds = o.reports;
+  if (kinds.empty() && !o.quiet) kinds.push_back("table");
+  for (const std::string& kind : kinds) {
+    if (kind == "table") {
+      if (to_dir) write_file(o.report_dir + "/report.txt", table);
+      else if (!o.quiet) std::cout << table;
+    } else if (kind == "json") {
+      if (to_dir) write_file(o.report_dir + "/report.json", json);
+      else std::cout << json;
+    } else if (kind == "html") {
+      if (to_dir) write_file(o.report_dir + "/report.html", report_html(report));
+      else std::cout << report_html(report);
+    } else if (kind == "csv") {
+      for (const auto& [file, text] : report_csv_files(report)) write_file(o.report_dir + "/" + file, text);
+    }
+  }
+  if (!o.json.empty()) write_file(o.json, json);
+}
+
 // A model: compile it, simulate the program, check the outputs against the reference.
 void run_model(const RunOptions& o) {
   ArchConfig arch = load_arch(o.arch, o.overrides);
+  Progress progress(o.quiet);
   CompileOptions compile = compile_options(o.flags);
+  compile.on_pass = [&](const std::string& pass) { progress.pass(pass); };
   compile.limits = o.limits;
   CompileResult compiled = compile_graph(load_model(o.program, o.limits), arch, compile);
   TargetLimits target = target_limits(arch);
@@ -164,19 +200,23 @@ void run_model(const RunOptions& o) {
   MachineState state = make_machine_state(compiled.program, target, o.limits);
   auto given = place_model_inputs(compiled, o.inputs, o.seed_value, state);
   SimulationOptions options = simulation_options(o);
+  options.progress = [&](const SimulationProgress& p) { progress.simulation(p); };
   SimulationResult result = simulate_program(compiled.program, arch, state, options);
+  progress.clear();
   std::string name = std::filesystem::path(o.program).filename().string();
-  if (!o.quiet) {
-    std::cout << report_text(name, arch, result, options.fidelity);
-    std::cout << compile_summary(compiled);
-    std::cout << fmt::format("\n  model MACs {} (graph), {} useful MACs simulated\n", graph_macs(compiled.graph),
-                             result.totals.useful_macs);
-  }
+  const RunReport report = build_report(name, arch, result, options.fidelity, report_context(compiled, arch));
+  std::string table = report_text(report, o.sort);
+  table += compile_summary(compiled);
+  table += fmt::format("\n  model MACs {} (graph), {} useful MACs simulated\n", graph_macs(compiled.graph),
+                       result.totals.useful_macs);
+  // The check runs before the reports are written: the JSON report holds its results.
   std::optional<ModelCheck> check;
-  if (o.check) check = check_model_outputs(compiled, given, state);
-  if (!o.json.empty()) {
-    write_file(o.json, model_report_json(compiled, report_json(name, arch, result, options.fidelity), check ? &*check : nullptr));
+  if (o.check) {
+    progress.status("checking the outputs against the reference implementation");
+    check = check_model_outputs(compiled, given, state);
+    progress.clear();
   }
+  write_reports(o, table, model_report_json(compiled, report_json(report), check ? &*check : nullptr), report);
   if (!o.trace.empty()) write_file(o.trace, trace_json(compiled.program, result));
   if (!o.outputs.empty()) {
     std::filesystem::create_directories(o.outputs);
@@ -202,6 +242,19 @@ void run(RunOptions& o) {
     throw Error({o.inputs, 0, 0, ""}, "--inputs: no such directory (give the directory that holds NAME.npy files)");
   }
   require_writable(o.json, "--json");
+  if (std::count(o.reports.begin(), o.reports.end(), "csv") > 0 && o.report_dir.empty()) {
+    throw Error({"--report", 0, 0, ""}, "csv writes four files (SCALE-Sim's three and layers.csv): give a directory with -o DIR");
+  }
+  if (!o.report_dir.empty()) {
+    if (o.reports.empty()) {
+      throw Error({"-o", 0, 0, ""}, "say which reports to write there with --report table|json|csv|html (repeatable)");
+    }
+    std::error_code error;
+    std::filesystem::create_directories(o.report_dir, error);
+    if (error || !std::filesystem::is_directory(o.report_dir)) {
+      throw Error({o.report_dir, 0, 0, ""}, "-o: cannot create this directory");
+    }
+  }
   require_writable(o.trace, "--trace");
   if (!o.outputs.empty()) {
     std::error_code error;
@@ -225,10 +278,14 @@ void run(RunOptions& o) {
   MachineState reference_state = o.check ? state : MachineState{};
 
   SimulationOptions options = simulation_options(o);
+  Progress progress(o.quiet);
+  options.progress = [&](const SimulationProgress& p) { progress.simulation(p); };
   SimulationResult result = simulate_program(program, arch, state, options);
+  progress.clear();
 
   std::string name = std::filesystem::path(o.program).filename().string();
-  if (!o.quiet) std::cout << report_text(name, arch, result, options.fidelity);
+  const RunReport report = build_report(name, arch, result, options.fidelity);
+  write_reports(o, report_text(report, o.sort), report_json(report), report);
   if (o.check) {
     interpret_program(program, target, reference_state);
     for (size_t t = 0; t < program.tensors.size(); ++t) {
@@ -241,7 +298,6 @@ void run(RunOptions& o) {
     }
     std::cout << "\n  check: every output tensor is byte-identical to the reference interpreter's\n";
   }
-  if (!o.json.empty()) write_file(o.json, report_json(name, arch, result, options.fidelity));
   if (!o.trace.empty()) write_file(o.trace, trace_json(program, result));
   if (!o.outputs.empty()) {
     std::filesystem::create_directories(o.outputs);
@@ -272,6 +328,14 @@ void register_run_command(CLI::App& app) {
                 "(floats against an fp64 evaluation)");
   cmd->add_flag("--no-race-check", options->no_race_check, "Skip race detection (faster on huge programs)");
   cmd->add_option("--json", options->json, "Write the report as JSON to this file");
+  cmd->add_option("--report", options->reports,
+                  "Report to produce (repeatable): table (default), json, csv (SCALE-Sim's files and layers.csv; needs "
+                  "-o), html (one self-contained page)")
+      ->check(CLI::IsMember({"table", "json", "csv", "html"}))
+      ->allow_extra_args(false);
+  cmd->add_option("-o,--output-dir", options->report_dir, "Write the --report files to this directory");
+  cmd->add_option("--sort", options->sort, "Order of the per-layer rows: start (default) or cycles (slowest first)")
+      ->check(CLI::IsMember({"start", "cycles"}));
   cmd->add_option("--trace", options->trace, "Write a Perfetto/Chrome trace of every instruction to this file");
   cmd->add_flag("-q,--quiet", options->quiet, "Do not print the report");
   add_compiler_flags(cmd, options->flags);

@@ -492,7 +492,8 @@ class Emitter {
                 loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), im2col_tensor,
                                     {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
               } else if (k.op == OpKind::Linear) {
-                loads = linear_rows(k, x_tensor, m0, mt, box.c0, box.c, a_slot);
+                loads = linear_rows_dma(Opcode::DmaLoad, g_.values[static_cast<size_t>(k.input)], x_tensor, m0, mt, box.c0, box.c,
+                                      a_slot, e_);
               } else if (k.op == OpKind::MatMul) {
                 loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), x_tensor,
                                     batch_coords(k.input, group, {m0, box.c0}), {mt, box.c}, {}, {box.c * e_, e_}));
@@ -647,7 +648,8 @@ class Emitter {
           // Store (deferred): pixels x nt channels into the NC(H)W output.
           std::vector<Instruction> stores;
           if (k.op == OpKind::Linear) {
-            stores = linear_store(k, y_tensor, m0, mt, oc0, nt, out_slot, e_out);
+            stores = linear_rows_dma(Opcode::DmaStore, g_.values[static_cast<size_t>(k.output)], y_tensor, m0, mt, oc0, nt,
+                                       out_slot, e_out);
           } else if (k.op == OpKind::MatMul) {
             stores.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor,
                                  batch_coords(k.output, group, {m0, n0}), {mt, nt}, {}, {nt * e_out, e_out}));
@@ -693,46 +695,30 @@ class Emitter {
     return coords;
   }
 
-  // Linear layers: x viewed as [rows, K] (leading dims flattened; rank 2 or 3).
-  std::vector<Instruction> linear_rows(const GemmKernel& k, int x_tensor, int64_t m0, int64_t mt, int64_t c0, int64_t c,
-                                       int64_t a_slot) {
-    const Value& x = g_.values[static_cast<size_t>(k.input)];
+  // Linear layers view x [..., K] and y [..., N] as matrices [rows, K] and [rows, N]: row m is
+  // the m-th index of the leading dims in row-major order (a rank-1 value is one row). One DMA
+  // moves each run of rows that is contiguous along the second-to-last dim; its buffer rows are
+  // `row_bytes` apart.
+  std::vector<Instruction> linear_rows_dma(Opcode op, const Value& v, int tensor, int64_t m0, int64_t mt, int64_t c0,
+                                           int64_t c, int64_t slot, int64_t e) {
     std::vector<Instruction> out;
-    if (x.shape.size() == 2) {
-      out.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), x_tensor, {m0, c0}, {mt, c}, {}, {c * e_, e_}));
+    const size_t rank = v.shape.size();
+    if (rank == 1) {
+      out.push_back(dma(op, buf(Buffer::Unified, slot), tensor, {c0}, {c}, {}, {e}));
       return out;
     }
-    const int64_t per = x.element_count() / x.shape.back() / x.shape[0];  // rows per leading index
+    const int64_t per = v.shape[rank - 2];  // rows in one run of the second-to-last dim
     for (int64_t m = m0; m < m0 + mt;) {
-      int64_t lead = m / per, row = m % per, len = std::min(per - row, m0 + mt - m);
-      std::vector<int64_t> coords(x.shape.size(), 0);
-      coords[0] = lead;
-      coords[coords.size() - 2] = row;
-      coords.back() = c0;
-      out.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot + (m - m0) * c * e_), x_tensor, coords, {len, c}, {},
-                        {c * e_, e_}));
-      m += len;
-    }
-    return out;
-  }
-
-  std::vector<Instruction> linear_store(const GemmKernel& k, int y_tensor, int64_t m0, int64_t mt, int64_t oc0, int64_t nt,
-                                        int64_t out_slot, int64_t e_out) {
-    const Value& y = g_.values[static_cast<size_t>(k.output)];
-    std::vector<Instruction> out;
-    if (y.shape.size() == 2) {
-      out.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot), y_tensor, {m0, oc0}, {mt, nt}, {}, {nt * e_out, e_out}));
-      return out;
-    }
-    const int64_t per = y.element_count() / y.shape.back() / y.shape[0];
-    for (int64_t m = m0; m < m0 + mt;) {
-      int64_t lead = m / per, row = m % per, len = std::min(per - row, m0 + mt - m);
-      std::vector<int64_t> coords(y.shape.size(), 0);
-      coords[0] = lead;
-      coords[coords.size() - 2] = row;
-      coords.back() = oc0;
-      out.push_back(dma(Opcode::DmaStore, buf(Buffer::Unified, out_slot + (m - m0) * nt * e_out), y_tensor, coords, {len, nt},
-                        {}, {nt * e_out, e_out}));
+      const int64_t row = m % per, len = std::min(per - row, m0 + mt - m);
+      std::vector<int64_t> coords(rank, 0);
+      int64_t lead = m / per;
+      for (size_t d = rank - 2; d-- > 0;) {
+        coords[d] = lead % v.shape[d];
+        lead /= v.shape[d];
+      }
+      coords[rank - 2] = row;
+      coords[rank - 1] = c0;
+      out.push_back(dma(op, buf(Buffer::Unified, slot + (m - m0) * c * e), tensor, coords, {len, c}, {}, {c * e, e}));
       m += len;
     }
     return out;

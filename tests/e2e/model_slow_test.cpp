@@ -6,6 +6,7 @@
 #include <string>
 
 #include "compiler/pipeline.h"
+#include "html_report_checks.h"
 #include "ir/graph.h"
 #include "model_checks.h"
 #include "test_util.h"
@@ -97,4 +98,13 @@ TEST_CASE("transformer blocks pass --check with flash and materialized attention
       }
     }
   }
+}
+
+TEST_CASE("resnet18's HTML report opens in a browser: a bar and a roofline point per layer", "[slow][report][html]") {
+  tpusim::test::check_html_report("examples/models/resnet18.yaml --arch tpu-v1 --no-race-check", "resnet18");
+}
+
+TEST_CASE("the GPT-2 block's HTML report opens in a browser: a bar and a roofline point per layer",
+          "[slow][report][html]") {
+  tpusim::test::check_html_report("examples/models/gpt2-block.yaml --arch tpu-v4-like --no-race-check", "gpt2-block");
 }

@@ -62,12 +62,12 @@ TEST_CASE("run: reports and JSON are deterministic and versioned", "[run]") {
   std::string a = test::read_text_file(dir + "/a.json"), b = test::read_text_file(dir + "/b.json");
   CHECK(a == b);
   auto json = nlohmann::json::parse(a);
-  CHECK(json["schema_version"] == 1);
+  CHECK(json["schema_version"] == 2);
   CHECK(json["total_cycles"].get<int64_t>() == total_cycles(first.out));
   // Causes sum to the total for every unit.
   for (const auto& unit : {"dma", "mxu", "vpu"}) {
     int64_t sum = 0;
-    for (const auto& [cause, cycles] : json["totals"]["cycles"][unit].items()) sum += cycles.get<int64_t>();
+    for (const auto& [cause, cycles] : json["totals"]["unit_cycles"][unit].items()) sum += cycles.get<int64_t>();
     CHECK(sum == json["total_cycles"].get<int64_t>());
   }
   CHECK(json["totals"]["macs"]["useful"].get<int64_t>() == 128 * 64 * 96);
@@ -86,8 +86,8 @@ TEST_CASE("run: in the tiled GEMM, weight DMA overlaps matrix compute", "[run]")
   for (const auto& e : trace["traceEvents"]) {
     if (e["ph"] != "X") continue;
     Slice s{e["ts"].get<int64_t>(), e["ts"].get<int64_t>() + e["dur"].get<int64_t>() - 1, e["name"].get<std::string>()};
-    if (s.name.rfind("dma.load", 0) == 0) dma_loads.push_back(s);
-    if (s.name.rfind("mxu.matmul", 0) == 0) matmuls.push_back(s);
+    if (s.name.find("dma.load") != std::string::npos) dma_loads.push_back(s);
+    if (s.name.find("mxu.matmul") != std::string::npos) matmuls.push_back(s);
   }
   REQUIRE(!dma_loads.empty());
   REQUIRE(!matmuls.empty());

@@ -220,6 +220,11 @@ TEST_CASE("weight files must exist and match the layer's shape and type", "[mode
             .starts_with("4:50: error: layers[0].linear.weights: cannot read "
                          "'weights/not-an-array.npy': not an .npy "
                          "file"));
+  // A device that never ends (file_size is 0 for it) is refused
+  // after the most bytes a file for a [4, 3, 3, 3] int8 tensor can hold, not read forever.
+  CHECK(file_error("weights_endless") ==
+        "4:62: error: layers[0].conv.weights: cannot read '/dev/zero': holds more than 1048684 bytes, far "
+        "more than the 108 bytes of data the tensor it is for holds; check the path");
 }
 
 TEST_CASE("names must be unique", "[model][errors]") {

@@ -1,0 +1,46 @@
+// Fuzzes the model description reader: parse_model_yaml, then the compiler's first pass
+// (prepare_graph: shape inference and verification). Models small enough to compile quickly
+// also go through the whole compiler for teach-4x4 (tiling, allocation, emission), whose
+// output must verify against the machine.
+#include "compiler/frontend/yaml_model.h"
+#include "compiler/pipeline.h"
+#include "fuzz/fuzz_support.h"
+#include "ir/program.h"
+#include "simulator/arch.h"
+
+using namespace tpusim;
+
+namespace {
+
+// Larger graphs are only read and shape-checked: compiling them would cost more time per
+// input than the coverage it adds (docs/fuzzing.md).
+constexpr int64_t kMaxCompiledMacs = 8192;
+constexpr size_t kMaxCompiledOps = 16;
+
+const ArchConfig& teach_4x4() {
+  static const ArchConfig arch = load_arch("teach-4x4");
+  return arch;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  teach_4x4();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string text = fuzz::as_text(data, size);
+  auto graph = fuzz::accepted([&] {
+    Graph g = parse_model_yaml(text, "fuzz.yaml");
+    prepare_graph(g, CompileOptions{});
+    return g;
+  });
+  if (!graph || graph->ops.size() > kMaxCompiledOps || graph_macs(*graph) > kMaxCompiledMacs) {
+    return 0;
+  }
+  // The compiler may reject a model it cannot lower (an Error); what it emits must verify.
+  auto compiled = fuzz::accepted([&] { return compile_graph(*graph, teach_4x4(), CompileOptions{}); });
+  if (compiled) verify_program_or_throw(compiled->program, target_limits(teach_4x4()));
+  return 0;
+}
