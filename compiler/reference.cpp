@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "compiler/quantization.h"
+#include "ir/sizes.h"
 #include "simulator/random_data.h"
 
 namespace tpusim {
@@ -68,16 +69,6 @@ int64_t product(const std::vector<int64_t>& dims, size_t begin, size_t end) {
   int64_t n = 1;
   for (size_t i = begin; i < end; ++i) n *= dims[i];
   return n;
-}
-
-// The multi-index of flat (row-major) position `flat` in `shape`.
-std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t>& shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return index;
 }
 
 // The flat (row-major) position of `index` in `shape`; the inverse of unravel.

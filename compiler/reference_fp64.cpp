@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "ir/diagnostics.h"
+#include "ir/sizes.h"
 
 namespace tpusim {
 
@@ -67,15 +68,6 @@ Bounded hyperbolic_tangent(Bounded z) {
 
 // ---------------------------------------------------------------------------------------------
 // Tensor access
-
-std::vector<int64_t> unravel(int64_t flat, const std::vector<int64_t>& shape) {
-  std::vector<int64_t> index(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    index[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return index;
-}
 
 // The flat position numpy broadcasting reads in a tensor of `shape` for `index` of the broadcast
 // shape (dims aligned at the right, size-1 dims read 0).

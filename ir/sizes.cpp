@@ -75,4 +75,13 @@ std::string bytes_text(int64_t bytes) {
   return number + " " + kUnits[unit];
 }
 
+std::vector<int64_t> unravel(int64_t flat, std::span<const int64_t> shape) {
+  std::vector<int64_t> index(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    index[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return index;
+}
+
 }  // namespace tpusim

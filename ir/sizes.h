@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,9 @@ int64_t element_count_or_fail(std::span<const int64_t> shape, const SourceLocati
 
 // "[1, 3, 224, 224]".
 std::string shape_text(std::span<const int64_t> shape);
+
+// The multi-index of flat (row-major) position `flat` in `shape`.
+std::vector<int64_t> unravel(int64_t flat, std::span<const int64_t> shape);
 // A byte count for people: "512 bytes", "4 KiB", "1.5 GiB" (binary units, up to 3 digits).
 std::string bytes_text(int64_t bytes);
 
