@@ -1,4 +1,5 @@
 #include "compiler/model_run.h"
+#include "compiler/report_context.h"
 
 #include <cmath>
 #include <filesystem>
@@ -257,24 +258,9 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
 std::string compile_summary(const CompileResult& compiled) {
   std::string out = "\n  compiler choices per op\n";
   for (const auto& kernel : compiled.kernels.kernels) {
-    if (const auto* k = std::get_if<GemmKernel>(&kernel)) {
-      out += fmt::format("  {:<24} GEMM M={} K={} N={}{}: {}\n", k->name, k->M, k->K, k->N,
-                         k->groups > 1 ? fmt::format(" x{} groups", k->groups) : "", k->tiling.why);
-      if (!k->epilogue.fused_op.empty()) out += fmt::format("  {:<24} (includes {})\n", "", k->epilogue.fused_op);
-      if (!k->buffers.note.empty()) out += fmt::format("  {:<24} {}\n", "", k->buffers.note);
-    } else if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {
-      out += fmt::format("  {:<24} {}\n", d->name, d->why);
-    } else if (const auto* v = std::get_if<VectorKernel>(&kernel)) {
-      out += fmt::format("  {:<24} vector unit / DMA{}\n", v->name,
-                         v->epilogue.fused_op.empty() ? "" : fmt::format(" (includes {})", v->epilogue.fused_op));
-    } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
-      const AttentionTiling& t = a->tiling;
-      out += fmt::format("  {:<24} attention, {}: score tiles {}x{} per head, {} computed of {} ({} full, {} partial), "
-                         "{} empty skipped; x{} heads x{} batch\n",
-                         a->name, attention_lowering_name(a->lowering), t.q_block, t.k_block, t.full + t.partial, t.tiles(),
-                         t.full, t.partial, t.empty, a->heads, a->batch);
-      out += fmt::format("  {:<24} {}\n", "", t.why);
-    }
+    const std::string name = std::visit([](const auto& k) { return k.name; }, kernel);
+    const std::vector<std::string> lines = kernel_choices(kernel);
+    for (size_t i = 0; i < lines.size(); ++i) out += fmt::format("  {:<24} {}\n", i == 0 ? name : "", lines[i]);
   }
   return out;
 }

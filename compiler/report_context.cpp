@@ -99,6 +99,29 @@ LayerInfo info_of(const Graph& g, const K& k, const std::string& fused) {
 
 }  // namespace
 
+std::vector<std::string> kernel_choices(const Kernel& kernel) {
+  std::vector<std::string> lines;
+  if (const auto* k = std::get_if<GemmKernel>(&kernel)) {
+    lines.push_back(fmt::format("GEMM M={} K={} N={}{}: {}", k->M, k->K, k->N,
+                                k->groups > 1 ? fmt::format(" x{} groups", k->groups) : "", k->tiling.why));
+    if (!k->epilogue.fused_op.empty()) lines.push_back(fmt::format("(includes {})", k->epilogue.fused_op));
+    if (!k->buffers.note.empty()) lines.push_back(k->buffers.note);
+  } else if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {
+    lines.push_back(d->why);
+  } else if (const auto* v = std::get_if<VectorKernel>(&kernel)) {
+    lines.push_back(fmt::format("vector unit / DMA{}",
+                                v->epilogue.fused_op.empty() ? "" : fmt::format(" (includes {})", v->epilogue.fused_op)));
+  } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
+    const AttentionTiling& t = a->tiling;
+    lines.push_back(fmt::format("attention, {}: score tiles {}x{} per head, {} computed of {} ({} full, {} partial), "
+                                "{} empty skipped; x{} heads x{} batch",
+                                attention_lowering_name(a->lowering), t.q_block, t.k_block, t.full + t.partial,
+                                t.tiles(), t.full, t.partial, t.empty, a->heads, a->batch));
+    lines.push_back(t.why);
+  }
+  return lines;
+}
+
 ReportContext report_context(const CompileResult& compiled, const ArchConfig& arch) {
   ReportContext context;
   const Graph& g = compiled.graph;
@@ -118,25 +141,15 @@ ReportContext report_context(const CompileResult& compiled, const ArchConfig& ar
         info.rows_used = k->tiling.k_box.size();
         info.cols_used = k->tiling.n_tile;
       }
-      info.choices.push_back(fmt::format("GEMM M={} K={} N={}{}: {}", k->M, k->K, k->N,
-                                         k->groups > 1 ? fmt::format(" x{} groups", k->groups) : "", k->tiling.why));
-      if (!k->buffers.note.empty()) info.choices.push_back(k->buffers.note);
     } else if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {
       info = info_of(g, *d, d->epilogue.fused_op);
-      info.choices.push_back(d->why);
     } else if (const auto* v = std::get_if<VectorKernel>(&kernel)) {
       info = info_of(g, *v, v->epilogue.fused_op);
-      info.choices.push_back("vector unit / DMA");
     } else if (const auto* a = std::get_if<AttentionKernel>(&kernel)) {
       info = info_of(g, *a, "");
-      const AttentionTiling& t = a->tiling;
       info.op_text += fmt::format(", {} heads, {}", a->heads, attention_lowering_name(a->lowering));
-      info.choices.push_back(fmt::format("score tiles {}x{} per head, {} computed of {} ({} full, {} partial), {} "
-                                         "empty skipped; x{} heads x{} batch",
-                                         t.q_block, t.k_block, t.full + t.partial, t.tiles(), t.full, t.partial,
-                                         t.empty, a->heads, a->batch));
-      info.choices.push_back(t.why);
     }
+    info.choices = kernel_choices(kernel);
     context.layers.push_back(std::move(info));
   }
   return context;

@@ -10,4 +10,8 @@ namespace tpusim {
 
 ReportContext report_context(const CompileResult& compiled, const ArchConfig& arch);
 
+// What the compiler chose for one kernel, a line each (tiling and why, what was folded in, what
+// stays on chip): the report's "compiler choices".
+std::vector<std::string> kernel_choices(const Kernel& kernel);
+
 }  // namespace tpusim
