@@ -52,6 +52,7 @@ struct CycleRecord {
   CycleCause cause = CycleCause::Idle;
   int label = 0;
   std::optional<MxuActivity> activity;
+  const Instruction* instruction = nullptr;  // the instruction the cycle is charged to
 };
 
 // State shared by the units: tokens, buffers' ports, statistics.
@@ -310,15 +311,16 @@ class DmaUnit {
     // Completions, in order; the cycle is charged to the oldest transfer's label.
     const bool busy = !transfers_.empty();
     const int label = busy ? transfers_.front().issued.label : 0;
+    const Instruction* working = busy ? transfers_.front().issued.instruction : nullptr;
     while (!transfers_.empty() && transfers_.front().data_start <= cycle &&
            transfers_.front().dram_remaining == 0 && transfers_.front().buffer_remaining == 0) {
       m_.complete(Unit::Dma, transfers_.front().issued);
       transfers_.pop_front();
     }
     if (busy) {
-      last_ = {conflict ? CycleCause::BankConflict : CycleCause::Busy, label, std::nullopt};
+      last_ = {conflict ? CycleCause::BankConflict : CycleCause::Busy, label, std::nullopt, working};
     } else if (blocked_on_tokens) {
-      last_ = {m_.token_stall(*head), m_.label_of(*head), std::nullopt};
+      last_ = {m_.token_stall(*head), m_.label_of(*head), std::nullopt, head};
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
@@ -518,9 +520,17 @@ class MxuUnit {
   bool in_flight() const { return !retire_.empty(); }
   const CycleRecord& last() const { return last_; }
   int64_t pe_updates() const { return array_ ? array_->pe_updates() : 0; }
+  const SystolicArray* array() const { return array_.get(); }
+  // Whether the last tick clocked the PE array.
+  bool array_clocked() const { return array_ && array_->cycles() != array_cycles_before_; }
+  // The vector that entered the array in the last ticked cycle (-1: none) and its matmul's count.
+  int64_t last_vector() const { return last_vector_; }
+  int64_t last_vectors() const { return last_vectors_; }
 
   void tick() {
     const int64_t cycle = m_.cycle;
+    last_vector_ = -1;
+    array_cycles_before_ = array_ ? array_->cycles() : 0;
     std::optional<CycleCause> head_cause = try_issue();
     const Activity activity = array_ ? step_array() : scheduled_activity();
     // Retire, in order.
@@ -530,15 +540,18 @@ class MxuUnit {
     }
     // Classify the cycle.
     if (activity.injecting) {
-      last_ = {CycleCause::Busy, activity.injecting->issued.label, MxuActivity::Computing};
+      last_ = {CycleCause::Busy, activity.injecting->issued.label, MxuActivity::Computing,
+               activity.injecting->issued.instruction};
     } else if (activity.shifting) {
-      last_ = {CycleCause::Busy, load_->issued.label, MxuActivity::ShiftingWeights};
+      last_ = {CycleCause::Busy, load_->issued.label, MxuActivity::ShiftingWeights, load_->issued.instruction};
     } else if (!matmuls_.empty()) {
-      last_ = {CycleCause::Busy, matmuls_.front().issued.label, MxuActivity::Draining};
+      last_ = {CycleCause::Busy, matmuls_.front().issued.label, MxuActivity::Draining,
+               matmuls_.front().issued.instruction};
     } else if (queue_.head() && head_cause) {
-      last_ = {*head_cause, m_.label_of(*queue_.head()), std::nullopt};
+      last_ = {*head_cause, m_.label_of(*queue_.head()), std::nullopt, queue_.head()};
     } else if (!retire_.empty()) {
-      last_ = {CycleCause::Busy, retire_.front().issued.label, MxuActivity::Draining};
+      last_ = {CycleCause::Busy, retire_.front().issued.label, MxuActivity::Draining,
+               retire_.front().issued.instruction};
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
@@ -881,6 +894,8 @@ class MxuUnit {
     activity.shifting = rows_queued_before > 0;
     if (Matmul* feeding = feeding_matmul()) {
       const int64_t t = feeding->vectors_fed++;
+      last_vector_ = t;
+      last_vectors_ = feeding->count;
       const int64_t address = feeding->src + t * feeding->src_stride;
       array_->step(buffer(feeding->src_buffer, address), static_cast<int>(feeding->feed_rows),
                    feeding->bank);
@@ -962,6 +977,8 @@ class MxuUnit {
     Matmul* mm = matmuls_.empty() ? nullptr : &matmuls_.front();
     if (mm && mm->vectors_fed < mm->count) {
       const int64_t t = mm->vectors_fed++;
+      last_vector_ = t;
+      last_vectors_ = mm->count;
       const int64_t left = mm->src + t * mm->src_stride, top = mm->top + t * mm->top_stride;
       array_->step_os(buffer(mm->src_buffer, left), static_cast<int>(mm->feed_rows),
                       buffer(mm->top_buffer, top), static_cast<int>(mm->out_cols));
@@ -1018,6 +1035,8 @@ class MxuUnit {
   // PE fidelity.
   std::unique_ptr<SystolicArray> array_;
   std::deque<OutputRoute> routes_;
+  int64_t last_vector_ = -1, last_vectors_ = 0;
+  int64_t array_cycles_before_ = 0;
   std::vector<int64_t> column_outputs_;  // valid outputs seen leaving each column
   int64_t vectors_issued_ = 0;
   CycleRecord last_;
@@ -1077,17 +1096,19 @@ class VpuUnit {
       }
     }
     const int label = current_ ? current_->issued.label : (!tail_.empty() ? tail_.front().second.label : 0);
+    const Instruction* working =
+        current_ ? current_->issued.instruction : (!tail_.empty() ? tail_.front().second.instruction : nullptr);
     const bool busy = current_ || !tail_.empty();
     while (!tail_.empty() && tail_.front().first <= cycle) {
       m_.complete(Unit::Vpu, tail_.front().second);
       tail_.pop_front();
     }
     if (conflict) {
-      last_ = {CycleCause::BankConflict, label, std::nullopt};
+      last_ = {CycleCause::BankConflict, label, std::nullopt, working};
     } else if (busy) {
-      last_ = {CycleCause::Busy, label, std::nullopt};
+      last_ = {CycleCause::Busy, label, std::nullopt, working};
     } else if (blocked_on_tokens) {
-      last_ = {m_.token_stall(*head), m_.label_of(*head), std::nullopt};
+      last_ = {m_.token_stall(*head), m_.label_of(*head), std::nullopt, head};
     } else {
       last_ = {CycleCause::Idle, 0, std::nullopt};
     }
@@ -1252,6 +1273,26 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     }
   };
   report_progress();
+  // The observer sees the cycle just ticked, then each skipped one (nothing changes in them).
+  auto observe = [&](int64_t through) {
+    if (!options.observe) return;
+    CycleObservation seen;
+    seen.array = mxu.array();
+    const CycleRecord* records[kUnitCount] = {&dma.last(), &mxu.last(), &vpu.last()};
+    for (int u = 0; u < kUnitCount; ++u) {
+      const CycleRecord& r = *records[u];
+      seen.units[static_cast<size_t>(u)] = {r.cause, r.activity, r.instruction,
+                                            machine.labels[static_cast<size_t>(r.label)]};
+    }
+    for (const auto& stats : machine.per_label) seen.traffic += stats.traffic;
+    for (int64_t c = cycle; c <= through; ++c) {
+      seen.cycle = c;
+      seen.vector = c == cycle ? mxu.last_vector() : -1;
+      seen.array_clocked = c == cycle && mxu.array_clocked();
+      seen.vectors = mxu.last_vectors();
+      options.observe(seen);
+    }
+  };
   uint32_t steps = 0;
   while (!(mxu.finished() && vpu.finished() && dma.finished())) {
     if ((++steps & 0x1fff) == 0) report_progress();
@@ -1265,6 +1306,7 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
     const bool changed = machine.apply_signals();
     if (mxu.finished() && vpu.finished() && dma.finished()) {
       result.total_cycles = cycle + 1;
+      observe(cycle);
       break;
     }
     int64_t next = changed ? cycle + 1 : std::min({mxu.next_event(), vpu.next_event(), dma.next_event()});
@@ -1284,6 +1326,7 @@ SimulationResult simulate_program(const Program& program, const ArchConfig& arch
                                      "--max-cycles to run it longer",
                                      options.limits.max_cycles));
     }
+    observe(next - 1);
     if (next > cycle + 1) {
       const int64_t skipped = next - cycle - 1;
       machine.account(Unit::Mxu, mxu.last(), cycle + 1, skipped);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <string_view>
 #include <cstdint>
 #include <map>
@@ -64,6 +65,30 @@ struct SimulationProgress {
   std::string_view label;  // the label of the instruction issued last
 };
 
+class SystolicArray;
+
+// What a unit did in one cycle, for an observer (SimulationOptions::observe).
+struct UnitCycle {
+  CycleCause cause = CycleCause::Idle;
+  std::optional<MxuActivity> activity;       // MXU, when busy
+  const Instruction* instruction = nullptr;  // the instruction the cycle is charged to
+  std::string_view label;
+};
+
+// One simulated cycle as it ended, for the teaching views (simulator/array_frames.h).
+struct CycleObservation {
+  int64_t cycle = 0;
+  const SystolicArray* array = nullptr;  // PE fidelity: the array's registers now; else null
+  // The array was clocked in this cycle. When it was not (it was empty and nothing entered),
+  // no register changed, nothing multiplied and nothing left it, whatever bottom() still says.
+  bool array_clocked = false;
+  std::array<UnitCycle, kUnitCount> units;
+  // The MXU: the vector that entered the array in this cycle (its index in its matmul; -1:
+  // none) and the matmul's vector count.
+  int64_t vector = -1, vectors = 0;
+  Traffic traffic;  // every byte counted so far
+};
+
 struct SimulationOptions {
   Fidelity fidelity = Fidelity::Fast;
   bool check_races = true;
@@ -72,6 +97,9 @@ struct SimulationOptions {
   ResourceLimits limits;
   // Called at the start, every few thousand steps of the cycle loop, and at the end.
   std::function<void(const SimulationProgress&)> progress;
+  // Called once for every cycle of the run, in order (cycles the loop skips included: nothing
+  // changes in them), after the units have ticked.
+  std::function<void(const CycleObservation&)> observe;
 };
 
 struct TraceEvent {

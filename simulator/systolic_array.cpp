@@ -31,6 +31,9 @@ static_assert(std::endian::native == std::endian::little,
 // multiple of the vector width. Pad columns compute values nobody reads.
 constexpr int kBlock = 16;
 
+// A tile no wider than any array: the columns of a bank no tile was queued for.
+constexpr int kMaxColumns = 1 << 30;
+
 // An operand's valid bit and bank tag, in one lane as wide as the operand, so that the row
 // loops work on one lane width.
 constexpr int kInvalid = 0;
@@ -195,6 +198,21 @@ class SkewLine {
   }
   const Operand* emerging_operands() const { return &operands_[slot_start()]; }
   const Tag* emerging_tags() const { return &tags_[slot_start()]; }
+  // Lane `lane`'s operands still to emerge: the one emerging in 1, 2, ... steps (nullopt where
+  // a slot holds none), without the empty slots at the end.
+  std::vector<std::optional<double>> waiting(int lane) const {
+    std::vector<std::optional<double>> out;
+    for (int d = 0; d < slots_; ++d) {
+      const size_t index = static_cast<size_t>((now_ + d) % slots_) * stride_ + lane;
+      if (tags_[index] == kInvalid) {
+        out.emplace_back();
+      } else {
+        out.emplace_back(static_cast<double>(operands_[index]));
+      }
+    }
+    while (!out.empty() && !out.back()) out.pop_back();
+    return out;
+  }
   void advance() {
     std::fill_n(&tags_[slot_start()], stride_, Tag{kInvalid});
     if (++now_ == slots_) now_ = 0;
@@ -233,6 +251,7 @@ class SystolicArray::Core {
   virtual bool holds_partial_sums() const = 0;
   virtual bool empty() const = 0;
   virtual double accumulator(int row, int col) const = 0;
+  virtual void snapshot(ArraySnapshot& out) const = 0;
 };
 
 namespace {
@@ -339,6 +358,7 @@ class SystolicCore final : public SystolicArray::Core {
                              chain_rows_left_, chain_bank_));
     chain_bank_ = bank;
     chain_cols_ = tile_cols;
+    tile_cols_[bank] = tile_cols;
     chain_rows_left_ = tile_rows;
     chain_.assign(static_cast<size_t>(tile_rows) * tile_cols * E::kOperandBytes, 0);
     std::copy_n(elements, chain_.size(), chain_.begin());
@@ -370,6 +390,7 @@ class SystolicCore final : public SystolicArray::Core {
     }
     if (left != nullptr && top != nullptr) pairs_pending_ += int64_t{left_rows} * top_cols;
     pairs_pending_ -= move_output_stationary_operands<true>();
+    last_step_accumulated_ = true;
     TPUSIM_CHECK(pairs_pending_ >= 0, "step_os: operand pairs met that were not injected together");
     check_pairs_can_meet();
     bottom_ = zero_row_.data();
@@ -379,6 +400,7 @@ class SystolicCore final : public SystolicArray::Core {
 
   void drain_os() override {
     const int pairs_met = move_output_stationary_operands<false>();
+    last_step_accumulated_ = false;
     TPUSIM_CHECK(pairs_met == 0,
                  "drain_os: a valid left/top operand pair met while draining, and its product "
                  "would be lost (drain only after the last pair has met)");
@@ -413,6 +435,48 @@ class SystolicCore final : public SystolicArray::Core {
 
   double accumulator(int row, int col) const override {
     return E::to_double(sums_.current()[sum_row(row) + col]);
+  }
+
+  void snapshot(ArraySnapshot& out) const override {
+    const bool stationary = !column_valid_.empty();
+    out.pes.assign(plane_size(cols_), PeRegisters{});
+    for (int r = 0; r < rows_; ++r) {
+      for (int c = 0; c < cols_; ++c) {
+        PeRegisters& pe = out.pes[static_cast<size_t>(r) * cols_ + c];
+        const size_t moving = moving_row(r) + static_cast<size_t>(c) + 1;
+        const Tag tag = moving_tag_.current()[moving];
+        pe.moving_valid = tag != kInvalid;
+        pe.moving = pe.moving_valid ? static_cast<double>(moving_operand_.current()[moving]) : 0.0;
+        pe.sum = E::to_double(sums_.current()[sum_row(r) + c]);
+        if (stationary) {
+          for (int bank = 0; bank < 2; ++bank) pe.weight[bank] = static_cast<double>(weight_row(bank, r)[c]);
+          pe.moving_bank = tag == kValidBank0 ? 0 : tag == kValidBank1 ? 1 : -1;
+          int physical = column_valid_first_ + r;
+          if (physical >= rows_) physical -= rows_;
+          pe.sum_valid = column_valid_[static_cast<size_t>(physical) * cols_ + c] != 0;
+          pe.active = pe.moving_valid;
+          if (pe.moving_bank >= 0) pe.in_tile = c < tile_cols_[pe.moving_bank];
+        } else {
+          const Tag top_tag = top_tag_.current()[sum_row(r) + c];
+          pe.top_valid = top_tag != kInvalid;
+          pe.top = pe.top_valid ? static_cast<double>(top_operand_.current()[sum_row(r) + c]) : 0.0;
+          pe.sum_valid = row_valid_[static_cast<size_t>(r)] != 0;
+          pe.active = pe.moving_valid && pe.top_valid && last_step_accumulated_;
+        }
+      }
+    }
+    out.left_waiting.clear();
+    for (int r = 0; r < rows_; ++r) out.left_waiting.push_back(row_skew_.waiting(r));
+    out.top_waiting.clear();
+    if (!stationary) {
+      for (int c = 0; c < cols_; ++c) out.top_waiting.push_back(column_skew_.waiting(c));
+    }
+    out.bottom.assign(static_cast<size_t>(cols_), std::nullopt);
+    for (int c = 0; c < cols_; ++c) {
+      if (bottom_valid_[static_cast<size_t>(c)]) out.bottom[static_cast<size_t>(c)] = E::to_double(bottom_[c]);
+    }
+    for (int bank = 0; bank < 2; ++bank) out.weight_rows_queued[bank] = weight_rows_queued(bank);
+    if (stationary && (chain_rows_left_ > 0 || weight_shift_staged_[chain_bank_])) out.shifting_bank = chain_bank_;
   }
 
  private:
@@ -576,6 +640,7 @@ class SystolicCore final : public SystolicArray::Core {
   int chain_bank_ = 0, chain_cols_ = 0, chain_rows_left_ = 0;
   int chain_delay_ = 0;              // faulty chain: idle cycles before the first row
   bool chain_double_first_ = false;  // faulty chain: two rows in the first cycle
+  int tile_cols_[2] = {kMaxColumns, kMaxColumns};  // the columns of each bank's queued tile
 
   // Output-stationary mode: V per row (set once a pair met in the row), the operand moving
   // down (T) and its skew line.
@@ -585,6 +650,7 @@ class SystolicCore final : public SystolicArray::Core {
   SkewLine<E> column_skew_;                         // feeds column c with a delay of c cycles
   int64_t left_in_flight_ = 0, top_in_flight_ = 0;  // valid operands, skew lines included
   int64_t pairs_pending_ = 0;
+  bool last_step_accumulated_ = false;  // the last clock was step_os, not drain_os
 };
 
 }  // namespace
@@ -732,6 +798,24 @@ float SystolicArray::bottom_fp32(int col) const {
   float value;
   std::memcpy(&value, core_->bottom() + static_cast<size_t>(col) * 4, 4);
   return value;
+}
+
+int ArraySnapshot::active_pes() const {
+  return static_cast<int>(std::count_if(pes.begin(), pes.end(), [](const PeRegisters& pe) { return pe.active; }));
+}
+
+int ArraySnapshot::useful_pes() const {
+  return static_cast<int>(std::count_if(pes.begin(), pes.end(), [](const PeRegisters& pe) { return pe.useful(); }));
+}
+
+ArraySnapshot SystolicArray::snapshot() const {
+  ArraySnapshot out;
+  out.rows = rows_;
+  out.cols = cols_;
+  out.mode = mode_;
+  out.cycle = cycles_;
+  core_->snapshot(out);
+  return out;
 }
 
 double SystolicArray::accumulator(int row, int col) const {

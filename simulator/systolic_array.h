@@ -48,7 +48,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <vector>
 
 #include "ir/dtype.h"
 
@@ -57,6 +59,42 @@ namespace tpusim {
 // Which register structure the array has: stationary W banks with a moving operand (ws, is),
 // or stationary accumulators with two moving operands (os).
 enum class SystolicMode : uint8_t { Stationary, OutputStationary };
+
+// What one PE holds at the end of a cycle, for tests and teaching views: values as doubles
+// (int32 and fp32 both fit exactly; int8 and bf16 operands too).
+struct PeRegisters {
+  double weight[2] = {0, 0};  // stationary mode: W[0], W[1]
+  double moving = 0;          // A (stationary mode) or L (os): the operand moving right
+  bool moving_valid = false;
+  int moving_bank = -1;       // stationary mode: the bank A multiplies (-1: not valid)
+  double top = 0;             // os: T, the operand moving down
+  bool top_valid = false;
+  double sum = 0;             // P
+  bool sum_valid = false;     // V: P holds (part of) a result that has not left the array
+  bool active = false;        // the PE multiplied in this cycle (A valid; os: L and T met)
+  // Stationary mode: the PE lies inside the tile queued for the bank its operand multiplies;
+  // false for an edge tile's padding columns, whose products (with a zero weight) are dropped.
+  bool in_tile = true;
+  bool useful() const { return active && in_tile; }
+};
+
+// The whole array at the end of a cycle (SystolicArray::snapshot).
+struct ArraySnapshot {
+  int rows = 0, cols = 0;
+  SystolicMode mode = SystolicMode::Stationary;
+  int64_t cycle = 0;               // clocks stepped so far
+  std::vector<PeRegisters> pes;    // row-major: pes[r * cols + c]
+  // The skew lines: operands inserted that have not entered the array yet. left_waiting[r]
+  // lists, for row r, the operand entering in 1, 2, ... cycles (nullopt: none in that slot);
+  // top_waiting likewise per column (os).
+  std::vector<std::vector<std::optional<double>>> left_waiting, top_waiting;
+  std::vector<std::optional<double>> bottom;  // the values leaving the bottom in this cycle
+  int weight_rows_queued[2] = {0, 0};         // stationary mode: the shift chain, per bank
+  int shifting_bank = -1;                     // the bank a tile is shifting into (-1: none)
+  const PeRegisters& pe(int r, int c) const { return pes[static_cast<size_t>(r) * cols + c]; }
+  int active_pes() const;  // PEs that multiplied in this cycle
+  int useful_pes() const;  // of those, inside their tile (PeRegisters::useful)
+};
 
 class SystolicArray {
  public:
@@ -124,6 +162,8 @@ class SystolicArray {
   float bottom_fp32(int col) const;     // bf16 arrays only
   // P(row, col) now, exactly (int32 and fp32 both fit a double): for tests and teaching views.
   double accumulator(int row, int col) const;
+  // Every register, skew line and output of the array now.
+  ArraySnapshot snapshot() const;
 
   class Core;  // the registers; implemented per element type in systolic_array.cpp
 

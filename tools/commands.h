@@ -12,6 +12,7 @@ void register_arch_command(CLI::App& app);
 void register_run_command(CLI::App& app);
 void register_compile_command(CLI::App& app);
 void register_diff_command(CLI::App& app);
+void register_explain_command(CLI::App& app);
 
 // Compiler flags shared by `compile` and `run` (for models).
 struct CompilerFlags {

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   tpusim::cli::register_compile_command(app);
   tpusim::cli::register_run_command(app);
   tpusim::cli::register_diff_command(app);
+  tpusim::cli::register_explain_command(app);
 
   try {
     // CLI11 reports an unknown command as a missing one; name it and suggest the nearest.
