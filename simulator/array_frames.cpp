@@ -31,8 +31,8 @@ UnitState describe_unit_cycle(const UnitCycle& cycle) {
     }
   }
   if (cycle.instruction != nullptr && cycle.cause != CycleCause::Idle) {
-    out.instruction = fmt::format("{} (line {})", opcode_info(cycle.instruction->opcode).mnemonic,
-                                  cycle.instruction->location.line);
+    out.instruction = opcode_info(cycle.instruction->opcode).mnemonic;
+    if (cycle.instruction->location.line > 0) out.instruction += fmt::format(" (line {})", cycle.instruction->location.line);
     out.label = std::string(cycle.label);
   }
   return out;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/explain_conv.h"
 #include "compiler/explain_gemm.h"
 #include "ir/diagnostics.h"
 #include "simulator/array_view_html.h"
@@ -101,6 +102,41 @@ void write_file(const std::string& path, const std::string& text, const char* fl
   if (!out) throw Error({path, 0, 0, ""}, fmt::format("{}: cannot write file (check that the directory exists)", flag));
 }
 
+// The frames on the terminal (from where the array starts work, unless --cycles chose) or as a
+// page with --html.
+void present(const std::vector<ArrayFrame>& all, const ArrayViewOptions& view, std::string intro, const std::string& outro,
+             const std::string& title, const std::string& html, bool cycles_given, int play_ms) {
+  size_t start = 0;
+  while (start < all.size() && !mxu_works(all[start])) ++start;
+  if (start == all.size()) start = 0;
+  if (!html.empty()) {
+    AnimationPage page;
+    page.start_frame = start;
+    page.title = title;
+    page.intro = intro;
+    page.outro = outro;
+    page.view = view;
+    write_file(html, animation_html(all, page), "--html");
+    std::cout << fmt::format("wrote {} ({} frames, one per cycle)\n", html, all.size());
+    return;
+  }
+  std::vector<ArrayFrame> frames = all;
+  if (!cycles_given && start > 0) {
+    intro += fmt::format("cycles {} to {}: the array is idle (the DMA brings the operands on chip; --cycles shows "
+                         "them); shown from cycle {}\n",
+                         frames.front().cycle, frames[start].cycle - 1, frames[start].cycle);
+    frames.erase(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(start));
+  }
+  std::cout << intro << "\n";
+  if (isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1 && play_ms < 0) {
+    std::cout << "[Enter] start" << std::flush;
+    std::string line;
+    if (!std::getline(std::cin, line) || line == "q") return;
+  }
+  show_frames(frames, view, play_ms);
+  std::cout << "\n" << outro;
+}
+
 }  // namespace
 
 void register_explain_command(CLI::App& app) {
@@ -160,39 +196,78 @@ void register_explain_command(CLI::App& app) {
     intro += fmt::format("{} cycles in all (tpusim explain gemm ... --program prints the program)\n", x.total_cycles);
     const std::string outro = matrix_text("C (as simulated)", x.c, shape.m, shape.n) +
                               (x.c_correct ? "C equals A . B\n" : "C DIFFERS from A . B\n");
-    // Where the array starts work: the terminal view starts there unless --cycles says otherwise,
-    // and the page opens there.
-    size_t start = 0;
-    while (start < x.frames.size() && !mxu_works(x.frames[start])) ++start;
-    if (start == x.frames.size()) start = 0;
-    if (!g->html.empty()) {
-      AnimationPage page;
-      page.start_frame = start;
-      page.title = fmt::format("C = A . B, {}x{}x{} on {} ({})", shape.m, shape.k, shape.n, arch.name,
-                               dataflow_name(arch.mxu.dataflow));
-      page.intro = intro;
-      page.outro = outro;
-      page.view = view;
-      write_file(g->html, animation_html(x.frames, page), "--html");
-      std::cout << fmt::format("wrote {} ({} frames, one per cycle)\n", g->html, x.frames.size());
+    const std::string title = fmt::format("C = A . B, {}x{}x{} on {} ({})", shape.m, shape.k, shape.n, arch.name,
+                                          dataflow_name(arch.mxu.dataflow));
+    present(x.frames, view, intro, outro, title, g->html, !g->cycles.empty(), g->play);
+    if (!x.c_correct) throw Error({"explain gemm", 0, 0, ""}, "internal error: the simulated C is not A . B");
+  });
+
+  struct ConvOptions {
+    ConvSpec spec;
+    std::string arch = "teach-4x4", im2col = "buffer", cycles, html, seed = "1";
+    std::vector<std::string> overrides;
+    int64_t rows = 12, tile = 0;
+    int play = -1;
+    bool no_animation = false;
+  };
+  auto c = std::make_shared<ConvOptions>();
+  auto* conv = explain->add_subcommand("conv", "How a convolution unrolls into a GEMM: im2col, tiles, bytes, a tile animated");
+  conv->add_option("--in-channels", c->spec.in_channels, "Input channels (default 2)");
+  conv->add_option("--out-channels", c->spec.out_channels, "Output channels (default 3)");
+  conv->add_option("--size", c->spec.size, "Input size: HxW for 2-D, a length for 1-D (default 5x5)");
+  conv->add_option("--kernel", c->spec.kernel, "kernel: as in the model format, e.g. 3 or [3,1] (default 3)");
+  conv->add_option("--stride", c->spec.stride, "stride (default 1)");
+  conv->add_option("--padding", c->spec.padding, "padding: 1, [1,0], same, valid, causal (1-D) (default 1)");
+  conv->add_option("--dilation", c->spec.dilation, "dilation (default 1)");
+  conv->add_option("--groups", c->spec.groups, "groups (default 1)");
+  conv->add_option("--type", c->spec.type, "int8 or bf16 (default int8; the machine must multiply it)");
+  conv->add_option("--arch", c->arch, "Machine: a preset name or a YAML file (default teach-4x4)");
+  conv->add_option("--set", c->overrides, "Override an arch field, e.g. --set mxu.rows=8")->allow_extra_args(false);
+  conv->add_option("--im2col", c->im2col, "buffer, dma or materialize (default buffer)");
+  conv->add_option("--rows", c->rows, "Rows of the im2col matrix to print (default 12)");
+  conv->add_option("--tile", c->tile, "The weight tile to animate (default 0, the first)");
+  conv->add_flag("--no-animation", c->no_animation, "Print the unrolling and the tiling only");
+  conv->add_option("--seed", c->seed, "Seed of the input and weights (default 1)");
+  conv->add_option("--cycles", c->cycles, "Animate only these cycles of the tile: A:B, A: or :B");
+  conv->add_option("--play", c->play, "Play: a new cycle every MS milliseconds (instead of Enter)");
+  conv->add_option("--html", c->html, "Write the explanation and the animation as one self-contained HTML page");
+  conv->callback([c] {
+    const ArchConfig arch = load_arch(c->arch, c->overrides);
+    std::optional<Im2colMode> mode;
+    for (Im2colMode m : {Im2colMode::Buffer, Im2colMode::Dma, Im2colMode::Materialize}) {
+      if (im2col_mode_name(m) == c->im2col) mode = m;
+    }
+    if (!mode) throw Error({"--im2col", 0, 0, ""}, fmt::format("'{}' is not an im2col mode: use buffer, dma or materialize", c->im2col));
+    if (c->rows < 1) throw Error({"--rows", 0, 0, ""}, "--rows takes a number >= 1");
+    if (c->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
+    if (arch.mxu.rows > 64 || arch.mxu.cols > 64) c->no_animation = c->no_animation || c->html.empty();
+    const uint64_t seed = parse_seed(c->seed);
+    const ConvExplanation x = explain_conv(c->spec, arch, *mode, seed, c->rows);
+    if (c->no_animation) {
+      std::cout << x.text;
       return;
     }
-    std::vector<ArrayFrame> frames = x.frames;
-    if (g->cycles.empty() && start > 0) {
-      intro += fmt::format("cycles 0 to {}: the DMA brings A and B on chip and the array is idle (--cycles 0: to see "
-                           "them); shown from cycle {}\n",
-                           frames[start].cycle - 1, frames[start].cycle);
-      frames.erase(frames.begin(), frames.begin() + static_cast<std::ptrdiff_t>(start));
+    if (c->tile < 0 || c->tile >= static_cast<int64_t>(x.tiles.size())) {
+      throw Error({"--tile", 0, 0, ""}, fmt::format("--tile {}: the program has tiles 0 to {}", c->tile, x.tiles.size() - 1));
     }
-    std::cout << intro << "\n";
-    if (isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1 && g->play < 0) {
-      std::cout << "[Enter] start" << std::flush;
-      std::string line;
-      if (!std::getline(std::cin, line) || line == "q") return;
+    const ProgramTile& tile = x.tiles[static_cast<size_t>(c->tile)];
+    ExplainRange range = parse_cycles(c->cycles);
+    int64_t first = tile.first_cycle + range.first, last = range.last < 0 ? tile.last_cycle : tile.first_cycle + range.last;
+    last = std::min(last, tile.last_cycle);
+    std::string intro = x.text + fmt::format("\nTile {}, cycles {} to {} of the run", c->tile, first, last);
+    constexpr int64_t kMaxTileFrames = 2000;
+    if (last - first + 1 > kMaxTileFrames) {
+      last = first + kMaxTileFrames - 1;
+      intro += fmt::format(" (its first {} cycles; --cycles A:B picks others, counted from the tile's start)", kMaxTileFrames);
     }
-    show_frames(frames, view, g->play);
-    std::cout << "\n" << outro;
-    if (!x.c_correct) throw Error({"explain gemm", 0, 0, ""}, "internal error: the simulated C is not A . B");
+    intro += "\n";
+    if (first > last) throw Error({"--cycles", 0, 0, ""}, fmt::format("--cycles: the tile lasts {} cycles", tile.last_cycle - tile.first_cycle + 1));
+    const std::vector<ArrayFrame> frames = record_model_frames(x.run, arch, seed, first, last);
+    ArrayViewOptions view;
+    view.operand_type = arch.mxu.operand_type;
+    view.dataflow = arch.mxu.dataflow;
+    view.total_cycles = x.run.result.total_cycles;
+    present(frames, view, intro, "", fmt::format("explain conv: tile {} on {}", c->tile, arch.name), c->html, true, c->play);
   });
 }
 
