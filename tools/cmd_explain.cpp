@@ -12,6 +12,7 @@
 
 #include "compiler/explain_conv.h"
 #include "compiler/explain_gemm.h"
+#include "compiler/explain_layer.h"
 #include "ir/diagnostics.h"
 #include "simulator/array_view_html.h"
 #include "simulator/array_view_text.h"
@@ -200,6 +201,47 @@ void register_explain_command(CLI::App& app) {
                                           dataflow_name(arch.mxu.dataflow));
     present(x.frames, view, intro, outro, title, g->html, !g->cycles.empty(), g->play);
     if (!x.c_correct) throw Error({"explain gemm", 0, 0, ""}, "internal error: the simulated C is not A . B");
+  });
+
+  struct LayerOptions {
+    std::string model, layer, arch = "tpu-v1", small_arch = "teach-4x4", cycles, html, seed = "1";
+    std::vector<std::string> overrides;
+    CompilerFlags flags;
+    int play = -1;
+    bool no_animation = false;
+  };
+  auto l = std::make_shared<LayerOptions>();
+  auto* layer = explain->add_subcommand("layer", "One layer of a real model: its GEMM, tiling, cycles by cause, idle PEs");
+  layer->add_option("model", l->model, "The model (*.yaml or *.graph)")->required();
+  layer->add_option("--layer", l->layer, "The layer's name (as in the report)")->required();
+  layer->add_option("--arch", l->arch, "Machine: a preset name or a YAML file (default tpu-v1)");
+  layer->add_option("--set", l->overrides, "Override an arch field, e.g. --set mxu.rows=128")->allow_extra_args(false);
+  layer->add_option("--small-arch", l->small_arch, "The small machine its first tile is animated on (default teach-4x4)");
+  add_compiler_flags(layer, l->flags);
+  layer->add_flag("--no-animation", l->no_animation, "Print the explanation only");
+  layer->add_option("--seed", l->seed, "Seed of the model's data (default 1)");
+  layer->add_option("--cycles", l->cycles, "Animate only these cycles: A:B, A: or :B");
+  layer->add_option("--play", l->play, "Play: a new cycle every MS milliseconds (instead of Enter)");
+  layer->add_option("--html", l->html, "Write the explanation and the animation as one self-contained HTML page");
+  layer->callback([l] {
+    if (l->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
+    const ArchConfig arch = load_arch(l->arch, l->overrides);
+    const ArchConfig small = load_arch(l->small_arch);
+    const uint64_t seed = parse_seed(l->seed);
+    const ModelRun run = run_model_seeded(load_model(l->model), arch, compile_options(l->flags), seed);
+    const LayerExplanation x = explain_layer(run, arch, l->layer, small, l->model);
+    if (l->no_animation || x.first_tile.m == 0) {
+      std::cout << x.text;
+      return;
+    }
+    const GemmExplanation g = explain_gemm(x.first_tile, small, seed, parse_cycles(l->cycles));
+    const std::string intro = x.text;
+    ArrayViewOptions view;
+    view.operand_type = small.mxu.operand_type;
+    view.dataflow = small.mxu.dataflow;
+    view.total_cycles = g.total_cycles;
+    present(g.frames, view, intro, "", fmt::format("explain layer {} ({})", l->layer, l->model), l->html,
+            !l->cycles.empty(), l->play);
   });
 
   struct ConvOptions {
