@@ -13,7 +13,7 @@ ModelRun run_model_seeded(const Graph& graph, const ArchConfig& arch, const Comp
   ModelRun run;
   run.compiled = compile_graph(graph, arch, options);
   MachineState state = make_machine_state(run.compiled.program, target_limits(arch), options.limits);
-  place_model_inputs(run.compiled, "", seed, state);
+  run.inputs = place_model_inputs(run.compiled, "", seed, state);
   SimulationOptions simulation;
   simulation.record_trace = true;
   simulation.limits = options.limits;

@@ -8,6 +8,7 @@
 
 #include "compiler/explain_gemm.h"
 #include "compiler/pipeline.h"
+#include "simulator/npy.h"
 #include "simulator/report_model.h"
 #include "simulator/simulator.h"
 
@@ -15,6 +16,7 @@ namespace tpusim {
 
 struct ModelRun {
   CompileResult compiled;
+  std::vector<std::optional<HostTensor>> inputs;  // the seeded data, by graph value
   SimulationResult result;
   RunReport report;
 };

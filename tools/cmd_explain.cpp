@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "compiler/explain_attention.h"
 #include "compiler/explain_conv.h"
 #include "compiler/explain_gemm.h"
 #include "compiler/explain_layer.h"
@@ -201,6 +202,28 @@ void register_explain_command(CLI::App& app) {
                                           dataflow_name(arch.mxu.dataflow));
     present(x.frames, view, intro, outro, title, g->html, !g->cycles.empty(), g->play);
     if (!x.c_correct) throw Error({"explain gemm", 0, 0, ""}, "internal error: the simulated C is not A . B");
+  });
+
+  struct AttentionOptions {
+    AttentionSpec spec;
+    std::string arch = "teach-4x4", seed = "1";
+    std::vector<std::string> overrides;
+  };
+  auto at = std::make_shared<AttentionOptions>();
+  auto* attention = explain->add_subcommand("attention", "How attention is tiled: score tiles under the mask, flash order, bytes");
+  attention->add_option("--seq", at->spec.seq, "Tokens (default 16)");
+  attention->add_option("--heads", at->spec.heads, "Heads (default 1)");
+  attention->add_option("--head-dim", at->spec.head_dim, "Head dim (default 4)");
+  attention->add_flag("--causal", at->spec.causal, "Causal mask: query i sees keys 0..i");
+  attention->add_option("--window", at->spec.window, "Sliding window: query i sees its last W keys");
+  attention->add_option("--arch", at->arch, "Machine (default teach-4x4); it multiplies bf16 here");
+  attention->add_option("--set", at->overrides, "Override an arch field, e.g. --set mxu.rows=8")->allow_extra_args(false);
+  attention->add_option("--seed", at->seed, "Seed of the input (default 1)");
+  attention->callback([at] {
+    std::vector<std::string> overrides{"mxu.operand_type=bf16"};
+    overrides.insert(overrides.end(), at->overrides.begin(), at->overrides.end());
+    const ArchConfig arch = load_arch(at->arch, overrides);
+    std::cout << explain_attention(at->spec, arch, parse_seed(at->seed));
   });
 
   struct LayerOptions {
