@@ -70,7 +70,8 @@ const char* kStyle = R"(
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 24px;
        color: #212121; max-width: 1200px; }
 h1 { font-size: 20px; margin: 0 0 8px 0; }
-pre { font-size: 13px; background: #fafafa; border: 1px solid #eee; padding: 8px; display: inline-block; margin: 4px 0; }
+pre { font-size: 13px; background: #fafafa; border: 1px solid #eee; padding: 8px; display: inline-block; margin: 4px 0;
+      max-width: 100%; overflow-x: auto; box-sizing: border-box; }
 .controls { display: flex; align-items: center; gap: 8px; margin: 12px 0; flex-wrap: wrap; }
 .controls button { font-size: 14px; padding: 4px 10px; }
 #scrub { width: 360px; }

@@ -151,3 +151,78 @@ TEST_CASE("explain gemm in a terminal: each Enter advances exactly one cycle", "
   REQUIRE(expected.size() > 20);
   CHECK(frame_lines(screen, first + 3) == expected);
 }
+
+TEST_CASE("explain conv: the im2col matrix reads the input elements the convolution does", "[explain]") {
+  auto r = run_tpusim("explain conv --no-animation");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // Output pixel (0, 0) of a 3x3 conv with padding 1 over 2 channels: the top kernel row and
+  // the left column fall in the padding; k = (kh, kw, c), c innermost.
+  CHECK(r.out.find("     m 0   pad   pad   pad   pad   pad   pad   pad   pad 0,0,0 1,0,0 0,0,1 1,0,1   pad   pad 0,1,0 "
+                   "1,1,0 0,1,1 1,1,1 \n") != std::string::npos);
+  CHECK(r.out.find("M = output pixels = 25") != std::string::npos);
+  CHECK(r.out.find("K = in_channels/groups x kernel points = 2 x 9 = 18") != std::string::npos);
+  CHECK(r.out.find("each element is read 9.00 times") != std::string::npos);
+  CHECK(r.out.find("6 K tiles x 1 N tile x 1 M tile") != std::string::npos);
+  // Each mode compiled and run: materialize reads the im2col matrix back, buffer reads the input once.
+  std::smatch buffer, materialize;
+  REQUIRE(std::regex_search(r.out, buffer, std::regex("  buffer +\\d+ +(\\d+)")));
+  REQUIRE(std::regex_search(r.out, materialize, std::regex("  materialize +\\d+ +(\\d+)")));
+  CHECK(std::stoll(buffer[1]) < std::stoll(materialize[1]));
+  CHECK(r.out.find("tile 0: 4 x 3 weights") != std::string::npos);
+
+  // 1-D, causal padding and dilation 2: output w reads inputs w - 4, w - 2, w.
+  auto d = run_tpusim("explain conv --size 12 --kernel 3 --padding causal --dilation 2 --in-channels 1 --out-channels 2 "
+                      "--no-animation");
+  REQUIRE(d.exit_code == 0);
+  CHECK(d.out.find("     m 2  pad  0,0  0,2 \n") != std::string::npos);
+  CHECK(d.out.find("     m 7  0,3  0,5  0,7 \n") != std::string::npos);
+}
+
+TEST_CASE("explain conv animates a tile of the compiled program, one frame per cycle", "[explain]") {
+  auto r = run_tpusim("explain conv --tile 1 --cycles 0:5");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(count_of(r.out, "\ncycle ") == 6);
+  const std::string dir = make_temp_dir("explain-conv");
+  auto h = run_tpusim("explain conv --tile 0 --html " + dir + "/conv.html");
+  REQUIRE(h.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(h.out, m, std::regex("\\((\\d+) frames")));
+  CHECK(count_of(read_text_file(dir + "/conv.html"), "{\"bank\":") == std::stoull(m[1]));
+  BrowserPage page = open_in_browser(dir + "/conv.html", build_dir() + "/explain-screenshots/conv-tile0.png");
+  REQUIRE(page.opened);
+  for (const std::string& line : page.console) FAIL_CHECK("console: " << line);
+}
+
+TEST_CASE("explain attention: score tiles by class, the flash order, both lowerings", "[explain]") {
+  auto r = run_tpusim("explain attention --seq 16 --causal");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("  queries    0..3    p . . . \n") != std::string::npos);
+  CHECK(r.out.find("  queries   12..15   F F F p \n") != std::string::npos);
+  CHECK(r.out.find("per head: 6 full, 4 partial, 6 empty of 16 tiles") != std::string::npos);
+  CHECK(r.out.find("  queries   12..15     7   8   9  10\n") != std::string::npos);
+  CHECK(r.out.find("visit 4: key tile 3 (keys 12..15, partial)") != std::string::npos);
+  CHECK(std::regex_search(r.out, std::regex("\n  flash +\\d+")));
+  CHECK(std::regex_search(r.out, std::regex("\n  materialized +\\d+")));
+  // Without a mask every tile is full and none is skipped.
+  auto full = run_tpusim("explain attention --seq 16");
+  REQUIRE(full.exit_code == 0);
+  CHECK(full.out.find("per head: 16 full, 0 partial, 0 empty of 16 tiles") != std::string::npos);
+}
+
+TEST_CASE("explain layer: one layer of a real model, its fit and what bounds it", "[explain]") {
+  auto r = run_tpusim("explain layer examples/models/resnet18.yaml --layer conv1 --no-animation");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("Its GEMM: M = 12544 (output pixels or rows), K = 147 (the reduction), N = 64") != std::string::npos);
+  CHECK(r.out.find("a weight tile fills 21 of 256 rows and 64 of 256 columns") != std::string::npos);
+  CHECK(r.out.find("Diagnosis: poorly mapped") != std::string::npos);
+  auto a = run_tpusim("explain layer examples/models/resnet18.yaml --layer conv1 --cycles 30:32");
+  REQUIRE(a.exit_code == 0);
+  CHECK(count_of(a.out, "\ncycle ") == 3);
+  auto bad = run_tpusim("explain layer examples/models/resnet18.yaml --layer conv9");
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("--layer conv9: no such layer in the model (did you mean 'conv1'?)") != std::string::npos);
+}
