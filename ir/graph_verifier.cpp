@@ -15,6 +15,9 @@
 namespace tpusim {
 namespace {
 
+// The scales a value may have (docs/model-format.md, docs/graph-format.md).
+constexpr double kMinScale = 1e-18, kMaxScale = 1e18;
+
 std::string dims_text(const std::vector<int64_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ",")); }
 
 std::string type_text(const Value& v) { return fmt::format("{}{}", dtype_name(v.dtype), dims_text(v.shape)); }
@@ -627,6 +630,11 @@ std::vector<Error> check_graph(const Graph& graph, bool typed) {
     }
     if (v.scale != 0 && !(v.scale > 0 && std::isfinite(v.scale))) {
       problem(v.location, fmt::format("{} '{}' has scale {}; a scale is a positive finite number", kind, v.name,
+                                      graph_number_text(v.scale)));
+    } else if (v.scale != 0 && !(v.scale >= kMinScale && v.scale <= kMaxScale)) {
+      // Rescale factors are products and quotients of a few scales: inside this range they
+      // stay finite and non-zero in double.
+      problem(v.location, fmt::format("{} '{}' has scale {}; a scale must lie between 1e-18 and 1e18", kind, v.name,
                                       graph_number_text(v.scale)));
     } else if (!typed && !external) {
       // infer_shapes decides the result's type and scale.

@@ -71,6 +71,8 @@ TEST_CASE("unknown layer types and keys suggest the nearest or list the valid on
         "bias_weights, weight_scale, relu, relu6, scale");
   CHECK(file_error("unknown_top_level_key") ==
         "3:1: error: layer: unknown key 'layer'; did you mean 'layers'?");
+  CHECK(file_error("scale_too_large") ==
+        "6:18: error: layers[0].conv.name: value 'stem' has scale 5.1e+307; a scale must lie between 1e-18 and 1e18");
   CHECK(file_error("scale_on_relu") ==
         "4:12: error: layers[0].relu.scale: relu does not rescale: its int8 output keeps its "
         "input's scale (set "
