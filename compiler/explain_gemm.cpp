@@ -29,14 +29,7 @@ void put_operands(const std::vector<double>& values, DType type, std::vector<uin
 }  // namespace
 
 GemmExplanation explain_gemm(const GemmShape& shape, const ArchConfig& arch, uint64_t seed, const ExplainRange& range) {
-  // Frames hold every PE: the array and the frames kept are bounded (docs/teaching.md).
-  constexpr int64_t kMaxSide = 64, kMaxPeFrames = int64_t{1} << 22;
-  if (arch.mxu.rows > kMaxSide || arch.mxu.cols > kMaxSide) {
-    throw Error({"--arch", 0, 0, ""},
-                fmt::format("explain draws arrays of up to {0} x {0} PEs, and {1} is {2} x {3}; use a smaller one (e.g. "
-                            "--arch teach-4x4, or --set mxu.rows=8 --set mxu.cols=8)",
-                            kMaxSide, arch.name, arch.mxu.rows, arch.mxu.cols));
-  }
+  require_drawable_array(arch);
   GemmExplanation out;
   out.shape = shape;
   out.program = gemm_program(shape, arch);
@@ -56,8 +49,7 @@ GemmExplanation explain_gemm(const GemmShape& shape, const ArchConfig& arch, uin
     throw Error({"--cycles", 0, 0, ""}, fmt::format("--cycles {}:{} is not a range of cycles (A:B with 0 <= A <= B)",
                                                     range.first, range.last));
   }
-  const int64_t max_frames = std::min(range.max_frames, kMaxPeFrames / (arch.mxu.rows * arch.mxu.cols));
-  FrameRecorder recorder(range.first, range.last < 0 ? INT64_MAX : range.last, max_frames);
+  FrameRecorder recorder(range.first, range.last < 0 ? INT64_MAX : range.last, range.max_frames);
   SimulationOptions options;
   options.fidelity = Fidelity::Pe;
   options.observe = recorder.observer();

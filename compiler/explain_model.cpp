@@ -43,6 +43,7 @@ std::vector<ProgramTile> program_tiles(const ModelRun& run, const std::string& l
 
 std::vector<ArrayFrame> record_model_frames(const ModelRun& run, const ArchConfig& arch, uint64_t seed, int64_t first,
                                             int64_t last) {
+  require_drawable_array(arch);
   MachineState state = make_machine_state(run.compiled.program, target_limits(arch));
   place_model_inputs(run.compiled, "", seed, state);
   FrameRecorder recorder(first, last, last - first + 1);

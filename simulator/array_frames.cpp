@@ -38,6 +38,14 @@ UnitState describe_unit_cycle(const UnitCycle& cycle) {
   return out;
 }
 
+void require_drawable_array(const ArchConfig& arch) {
+  if (arch.mxu.rows <= kMaxDrawnSide && arch.mxu.cols <= kMaxDrawnSide) return;
+  throw Error({"--arch", 0, 0, ""},
+              fmt::format("explain draws arrays of up to {0} x {0} PEs, and {1} is {2} x {3}; use a smaller one (e.g. "
+                          "--arch teach-4x4, or --set mxu.rows=8 --set mxu.cols=8)",
+                          kMaxDrawnSide, arch.name, arch.mxu.rows, arch.mxu.cols));
+}
+
 FrameRecorder::FrameRecorder(int64_t first, int64_t last, int64_t max_frames)
     : first_(first), last_(last), max_frames_(max_frames) {}
 
@@ -73,9 +81,11 @@ void FrameRecorder::observe(const CycleObservation& seen) {
     shifting_bank_ = snapshot.shifting_bank;
   }
   if (seen.cycle < first_ || seen.cycle > last_) return;
-  if (static_cast<int64_t>(frames_.size()) >= max_frames_) {
+  const int64_t pes = int64_t{snapshot.rows} * snapshot.cols;
+  if (static_cast<int64_t>(frames_.size()) >= std::min(max_frames_, kMaxDrawnPeCycles / pes)) {
     throw Error({"explain", 0, 0, ""},
-                fmt::format("more than {} cycles to draw; choose a range with --cycles A:B", max_frames_));
+                fmt::format("more than {} cycles to draw; choose a range with --cycles A:B",
+                            std::min(max_frames_, kMaxDrawnPeCycles / pes)));
   }
   ArrayFrame frame;
   frame.cycle = seen.cycle;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/program.h"
+#include "simulator/arch.h"
 #include "simulator/simulator.h"
 #include "simulator/systolic_array.h"
 
@@ -36,8 +37,15 @@ struct ArrayFrame {
   int padding_pes() const { return array.active_pes() - array.useful_pes(); }  // an edge tile's padding
 };
 
+// The views draw arrays of at most kMaxDrawnSide x kMaxDrawnSide PEs, and keep at most
+// kMaxDrawnPeCycles PE states (frames x PEs): a bound on their memory.
+constexpr int64_t kMaxDrawnSide = 64, kMaxDrawnPeCycles = int64_t{1} << 22;
+// Throws an Error naming --arch when `arch`'s array is larger than the views draw.
+void require_drawable_array(const ArchConfig& arch);
+
 // Records the frames of cycles [first, last] of a run at PE fidelity: pass observer() as
-// SimulationOptions::observe. At most `max_frames` are kept (an Error past it, naming --cycles).
+// SimulationOptions::observe. At most `max_frames` are kept, and at most kMaxDrawnPeCycles PE
+// states (an Error past either, naming --cycles).
 class FrameRecorder {
  public:
   FrameRecorder(int64_t first, int64_t last, int64_t max_frames);

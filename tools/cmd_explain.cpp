@@ -305,11 +305,14 @@ void register_explain_command(CLI::App& app) {
     if (!mode) throw Error({"--im2col", 0, 0, ""}, fmt::format("'{}' is not an im2col mode: use buffer, dma or materialize", c->im2col));
     if (c->rows < 1) throw Error({"--rows", 0, 0, ""}, "--rows takes a number >= 1");
     if (c->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
-    if (arch.mxu.rows > 64 || arch.mxu.cols > 64) c->no_animation = c->no_animation || c->html.empty();
     const uint64_t seed = parse_seed(c->seed);
     const ConvExplanation x = explain_conv(c->spec, arch, *mode, seed, c->rows);
-    if (c->no_animation) {
+    if (c->no_animation || arch.mxu.rows > kMaxDrawnSide || arch.mxu.cols > kMaxDrawnSide) {
       std::cout << x.text;
+      if (!c->no_animation) {
+        std::cout << fmt::format("\n(no animation: explain draws arrays of up to {0} x {0} PEs; try --arch teach-4x4)\n",
+                                 kMaxDrawnSide);
+      }
       return;
     }
     if (c->tile < 0 || c->tile >= static_cast<int64_t>(x.tiles.size())) {
