@@ -5,6 +5,7 @@
 #include "ir/diagnostics.h"
 #include "simulator/report_diff.h"
 #include "tools/commands.h"
+#include "tools/output_files.h"
 
 namespace tpusim::cli {
 
@@ -18,14 +19,13 @@ void register_diff_command(CLI::App& app) {
   cmd->add_option("b", options->b, "The second report (B)")->required();
   cmd->add_option("--html", options->html, "Also write the comparison as a self-contained HTML page to this file");
   cmd->callback([options] {
+    require_writable(options->html, "--html");
     const ReportSummary a = read_report_summary(options->a);
     const ReportSummary b = read_report_summary(options->b);
     const ReportDiff diff = diff_reports(a, b);
     std::cout << diff_text(diff);
     if (!options->html.empty()) {
-      std::ofstream out(options->html, std::ios::binary);
-      out << diff_html(diff);
-      if (!out) throw Error({options->html, 0, 0, ""}, "--html: cannot write file (check that the directory exists)");
+      write_file(options->html, diff_html(diff));
     }
   });
 }

@@ -18,6 +18,7 @@
 #include "simulator/array_view_html.h"
 #include "simulator/array_view_text.h"
 #include "tools/commands.h"
+#include "tools/output_files.h"
 
 namespace tpusim::cli {
 namespace {
@@ -98,12 +99,6 @@ bool mxu_works(const ArrayFrame& frame) {
   return state == "computing" || state == "shifting weights" || state == "draining";
 }
 
-void write_file(const std::string& path, const std::string& text, const char* flag) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error({path, 0, 0, ""}, fmt::format("{}: cannot write file (check that the directory exists)", flag));
-}
-
 // The frames on the terminal (from where the array starts work, unless --cycles chose) or as a
 // page with --html.
 void present(const std::vector<ArrayFrame>& all, const ArrayViewOptions& view, std::string intro, const std::string& outro,
@@ -118,7 +113,7 @@ void present(const std::vector<ArrayFrame>& all, const ArrayViewOptions& view, s
     page.intro = intro;
     page.outro = outro;
     page.view = view;
-    write_file(html, animation_html(all, page), "--html");
+    write_file(html, animation_html(all, page));
     std::cout << fmt::format("wrote {} ({} frames, one per cycle)\n", html, all.size());
     return;
   }
@@ -174,6 +169,7 @@ void register_explain_command(CLI::App& app) {
       overrides.push_back("mxu.dataflow=" + g->dataflow);
     }
     if (g->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
+    require_writable(g->html, "--html");
     const ArchConfig arch = load_arch(g->arch, overrides);
     const GemmShape shape{g->m, g->k, g->n};
     if (g->program) {
@@ -215,7 +211,7 @@ void register_explain_command(CLI::App& app) {
   attention->add_option("--heads", at->spec.heads, "Heads (default 1)");
   attention->add_option("--head-dim", at->spec.head_dim, "Head dim (default 4)");
   attention->add_flag("--causal", at->spec.causal, "Causal mask: query i sees keys 0..i");
-  attention->add_option("--window", at->spec.window, "Sliding window: query i sees its last W keys");
+  attention->add_option("--window", at->spec.window, "Sliding window: query i sees keys from i - W + 1 on (with --causal: its last W keys)");
   attention->add_option("--arch", at->arch, "Machine (default teach-4x4); it multiplies bf16 here");
   attention->add_option("--set", at->overrides, "Override an arch field, e.g. --set mxu.rows=8")->allow_extra_args(false);
   attention->add_option("--seed", at->seed, "Seed of the input (default 1)");
@@ -248,6 +244,7 @@ void register_explain_command(CLI::App& app) {
   layer->add_option("--html", l->html, "Write the explanation and the animation as one self-contained HTML page");
   layer->callback([l] {
     if (l->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
+    require_writable(l->html, "--html");
     const ArchConfig arch = load_arch(l->arch, l->overrides);
     const ArchConfig small = load_arch(l->small_arch);
     const uint64_t seed = parse_seed(l->seed);
@@ -305,6 +302,7 @@ void register_explain_command(CLI::App& app) {
     if (!mode) throw Error({"--im2col", 0, 0, ""}, fmt::format("'{}' is not an im2col mode: use buffer, dma or materialize", c->im2col));
     if (c->rows < 1) throw Error({"--rows", 0, 0, ""}, "--rows takes a number >= 1");
     if (c->play < -1) throw Error({"--play", 0, 0, ""}, "--play takes milliseconds >= 0");
+    require_writable(c->html, "--html");
     const uint64_t seed = parse_seed(c->seed);
     const ConvExplanation x = explain_conv(c->spec, arch, *mode, seed, c->rows);
     if (c->no_animation || arch.mxu.rows > kMaxDrawnSide || arch.mxu.cols > kMaxDrawnSide) {

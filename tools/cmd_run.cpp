@@ -21,16 +21,11 @@
 #include "compiler/model_run.h"
 #include "compiler/report_context.h"
 #include "tools/commands.h"
+#include "tools/output_files.h"
 #include "tools/progress.h"
 
 namespace tpusim::cli {
 namespace {
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw Error({path, 0, 0, ""}, "cannot write file (check that the directory exists)");
-}
 
 struct RunOptions {
   std::string program;
@@ -51,19 +46,6 @@ struct RunOptions {
   uint64_t seed_value = 1;
   ResourceLimits limits;
 };
-
-// An output file must be writable where it is asked for: checked before anything is simulated.
-void require_writable(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  std::error_code error;
-  if (!parent.empty() && !std::filesystem::is_directory(parent, error)) {
-    throw Error({path, 0, 0, ""}, fmt::format("{}: cannot write here: the directory '{}' does not exist", flag, parent.string()));
-  }
-  if (std::filesystem::is_directory(path, error)) {
-    throw Error({path, 0, 0, ""}, fmt::format("{}: is a directory; give a file name", flag));
-  }
-}
 
 SimulationOptions simulation_options(const RunOptions& o) {
   SimulationOptions options;

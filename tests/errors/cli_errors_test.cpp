@@ -57,6 +57,8 @@ TEST_CASE("explain gemm: bad flags and sizes are located errors", "[cli][explain
   CHECK(flag_error("explain gemm --m 100 --k 100") ==
         "explain gemm: error: A (100 x 100 int8) takes 10000 bytes, more than the unified_buffer holds (4 KiB); "
         "choose a smaller --m or --k, or a bigger machine (--set unified_buffer.bytes=...)\n");
+  CHECK(flag_error("explain gemm --html /nonexistent/gemm.html") ==
+        "/nonexistent/gemm.html: error: --html: cannot write here: the directory '/nonexistent' does not exist\n");
   CHECK(flag_error("explain gemm --arch tpu-v1") ==
         "--arch: error: explain draws arrays of up to 64 x 64 PEs, and tpu-v1 is 256 x 256; use a smaller one (e.g. "
         "--arch teach-4x4, or --set mxu.rows=8 --set mxu.cols=8)\n");
