@@ -145,7 +145,7 @@ run_target() {
       echo "$t: $(basename "$unit") was slow only under load (it runs in time alone); continuing" \
         | tee -a "$log"
       mv "$unit" "$findings/slow-under-load-$(basename "$unit")"
-      if [ -n "$runs" ] && [ "$execs" -lt "$runs" ] || [ -z "$runs" ] && [ $((SECONDS - start)) -lt "$seconds" ]; then
+      if { [ -n "$runs" ] && [ "$execs" -lt "$runs" ]; } || { [ -z "$runs" ] && [ $((SECONDS - start)) -lt "$seconds" ]; }; then
         continue
       fi
       status=0
