@@ -88,7 +88,7 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
       } else {
         t += fmt::format("  rows: each weight tile holds {}, so K = {} takes {} tiles of {} rows; packing more taps into a "
                          "tile (up to {} rows: --im2col dma packs whole kernel rows) would fill {} rows\n",
-                         box, gemm->K, tiling.k_tiles, arch.mxu.rows, std::min(gemm->K, R), std::min(gemm->K, R));
+                         box, gemm->K, tiling.k_tiles, tiling.k_box.size(), std::min(gemm->K, R), std::min(gemm->K, R));
       }
     }
     if (l.info.cols_used < C) {

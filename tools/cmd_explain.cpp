@@ -318,16 +318,20 @@ void register_explain_command(CLI::App& app) {
     }
     const ProgramTile& tile = x.tiles[static_cast<size_t>(c->tile)];
     ExplainRange range = parse_cycles(c->cycles);
-    int64_t first = tile.first_cycle + range.first, last = range.last < 0 ? tile.last_cycle : tile.first_cycle + range.last;
-    last = std::min(last, tile.last_cycle);
+    // --cycles counts from the tile's first cycle; both ends are kept inside the tile first.
+    const int64_t length = tile.last_cycle - tile.first_cycle + 1;
+    if (range.first >= length) {
+      throw Error({"--cycles", 0, 0, ""}, fmt::format("--cycles: tile {} lasts {} cycles (0 to {})", c->tile, length, length - 1));
+    }
+    const int64_t first = tile.first_cycle + range.first;
+    int64_t last = tile.first_cycle + (range.last < 0 ? length - 1 : std::min(range.last, length - 1));
     std::string intro = x.text + fmt::format("\nTile {}, cycles {} to {} of the run", c->tile, first, last);
-    constexpr int64_t kMaxTileFrames = 2000;
+    const int64_t kMaxTileFrames = std::min<int64_t>(2000, kMaxDrawnPeCycles / (arch.mxu.rows * arch.mxu.cols));
     if (last - first + 1 > kMaxTileFrames) {
       last = first + kMaxTileFrames - 1;
       intro += fmt::format(" (its first {} cycles; --cycles A:B picks others, counted from the tile's start)", kMaxTileFrames);
     }
     intro += "\n";
-    if (first > last) throw Error({"--cycles", 0, 0, ""}, fmt::format("--cycles: the tile lasts {} cycles", tile.last_cycle - tile.first_cycle + 1));
     const std::vector<ArrayFrame> frames = record_model_frames(x.run, arch, seed, first, last);
     ArrayViewOptions view;
     view.operand_type = arch.mxu.operand_type;
