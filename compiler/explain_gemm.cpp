@@ -11,10 +11,8 @@
 #include "simulator/semantics.h"
 
 namespace tpusim {
-namespace {
-
-void put_operands(const std::vector<double>& values, DType type, std::vector<uint8_t>& bytes) {
-  bytes.assign(values.size() * dtype_size(type), 0);
+std::vector<uint8_t> operand_bytes(const std::vector<double>& values, DType type) {
+  std::vector<uint8_t> bytes(values.size() * dtype_size(type), 0);
   for (size_t i = 0; i < values.size(); ++i) {
     if (type == DType::Int8) {
       bytes[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
@@ -24,9 +22,8 @@ void put_operands(const std::vector<double>& values, DType type, std::vector<uin
       bytes[2 * i + 1] = static_cast<uint8_t>(bits >> 8);
     }
   }
+  return bytes;
 }
-
-}  // namespace
 
 GemmExplanation explain_gemm(const GemmShape& shape, const ArchConfig& arch, uint64_t seed, const ExplainRange& range) {
   require_drawable_array(arch);
@@ -42,8 +39,8 @@ GemmExplanation explain_gemm(const GemmShape& shape, const ArchConfig& arch, uin
   for (double& v : out.b) v = static_cast<double>(rng.uniform_int(-3, 3));
 
   MachineState state = make_machine_state(program, target_limits(arch));
-  put_operands(out.a, type, state.dram[0]);
-  put_operands(out.b, type, state.dram[1]);
+  state.dram[0] = operand_bytes(out.a, type);
+  state.dram[1] = operand_bytes(out.b, type);
 
   if (range.first < 0 || (range.last >= 0 && range.last < range.first)) {
     throw Error({"--cycles", 0, 0, ""}, fmt::format("--cycles {}:{} is not a range of cycles (A:B with 0 <= A <= B)",

@@ -26,6 +26,9 @@ struct ExplainRange {
   int64_t max_frames = 20000;
 };
 
+// `values` as the array's operand bytes (int8, or bf16 bit patterns, little-endian).
+std::vector<uint8_t> operand_bytes(const std::vector<double>& values, DType type);
+
 // Inputs: uniform integers in [-3, 3] from RandomStream(seed), A first.
 GemmExplanation explain_gemm(const GemmShape& shape, const ArchConfig& arch, uint64_t seed, const ExplainRange& range);
 

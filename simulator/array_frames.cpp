@@ -46,6 +46,18 @@ void require_drawable_array(const ArchConfig& arch) {
                           kMaxDrawnSide, arch.name, arch.mxu.rows, arch.mxu.cols));
 }
 
+int64_t ArrayFrame::buffer_bytes_read() const {
+  int64_t bytes = 0;
+  for (int64_t b : traffic.buffer_read) bytes += b;
+  return bytes;
+}
+
+int64_t ArrayFrame::buffer_bytes_written() const {
+  int64_t bytes = 0;
+  for (int64_t b : traffic.buffer_written) bytes += b;
+  return bytes;
+}
+
 FrameRecorder::FrameRecorder(int64_t first, int64_t last, int64_t max_frames)
     : first_(first), last_(last), max_frames_(max_frames) {}
 

@@ -34,6 +34,11 @@ struct ArrayFrame {
   int64_t macs = 0;                         // useful products so far, this cycle's included
   Traffic traffic;                          // bytes counted so far
   int busy_pes() const { return array.useful_pes(); }                           // useful products
+  // Stationary mode: the weight bank a PE's view shows (its operand's, else the bank in use).
+  int bank_shown(const PeRegisters& pe) const { return pe.moving_valid ? pe.moving_bank : bank_in_use; }
+  // Bytes read from and written to the on-chip buffers so far, all buffers together.
+  int64_t buffer_bytes_read() const;
+  int64_t buffer_bytes_written() const;
   int padding_pes() const { return array.active_pes() - array.useful_pes(); }  // an edge tile's padding
 };
 

@@ -23,7 +23,7 @@ nlohmann::json frame_json(const ArrayFrame& f) {
   nlohmann::json pes = nlohmann::json::array();
   nlohmann::json other = nlohmann::json::array();
   for (const PeRegisters& pe : a.pes) {
-    const int bank = pe.moving_valid && !os ? pe.moving_bank : f.bank_in_use;
+    const int bank = f.bank_shown(pe);
     pes.push_back({pe.useful() ? 1 : pe.active ? 2 : 0, os ? nlohmann::json() : number(pe.weight[bank]),
                    pe.moving_valid ? number(pe.moving) : nlohmann::json(),
                    pe.top_valid ? number(pe.top) : nlohmann::json(), pe.sum_valid ? number(pe.sum) : nlohmann::json()});
@@ -42,11 +42,6 @@ nlohmann::json frame_json(const ArrayFrame& f) {
   for (const auto& v : a.bottom) bottom.push_back(optional_number(v));
   nlohmann::json units = nlohmann::json::array();
   for (const UnitState& u : f.units) units.push_back({u.state, u.instruction, u.label});
-  int64_t read = 0, written = 0;
-  for (int b = 0; b < kBufferCount; ++b) {
-    read += f.traffic.buffer_read[static_cast<size_t>(b)];
-    written += f.traffic.buffer_written[static_cast<size_t>(b)];
-  }
   return {{"cycle", f.cycle},
           {"units", units},
           {"vector", f.vector},
@@ -55,7 +50,7 @@ nlohmann::json frame_json(const ArrayFrame& f) {
           {"busy", f.busy_pes()},
           {"padding", f.padding_pes()},
           {"dram", {f.traffic.dram_read, f.traffic.dram_written}},
-          {"buffers", {read, written}},
+          {"buffers", {f.buffer_bytes_read(), f.buffer_bytes_written()}},
           {"pes", pes},
           {"left", lanes(a.left_waiting)},
           {"top", lanes(a.top_waiting)},

@@ -38,14 +38,9 @@ std::string pad_right(const std::string& s, size_t width) {
 
 std::string opt_value(const std::optional<double>& v) { return v ? format_view_value(*v) : std::string("."); }
 
-std::string traffic_line(const Traffic& t) {
-  int64_t read = 0, written = 0;
-  for (int b = 0; b < kBufferCount; ++b) {
-    read += t.buffer_read[static_cast<size_t>(b)];
-    written += t.buffer_written[static_cast<size_t>(b)];
-  }
-  return fmt::format("bytes moved: DRAM {} read, {} written; buffers {} read, {} written", t.dram_read, t.dram_written,
-                     read, written);
+std::string traffic_line(const ArrayFrame& f) {
+  return fmt::format("bytes moved: DRAM {} read, {} written; buffers {} read, {} written", f.traffic.dram_read,
+                     f.traffic.dram_written, f.buffer_bytes_read(), f.buffer_bytes_written());
 }
 
 }  // namespace
@@ -78,7 +73,7 @@ std::string render_frame_text(const ArrayFrame& frame, const ArrayViewOptions& o
   const int padding = frame.padding_pes();
   out += fmt::format("  PEs busy {} of {}{}, idle {} | MACs so far {} | {}\n\n", frame.busy_pes(), pes,
                      padding > 0 ? fmt::format(" (and {} multiplying an edge tile's padding)", padding) : "",
-                     pes - frame.busy_pes() - padding, frame.macs, traffic_line(frame.traffic));
+                     pes - frame.busy_pes() - padding, frame.macs, traffic_line(frame));
 
   // Widths: every value in this frame fits.
   size_t value_width = 2;
@@ -88,7 +83,7 @@ std::string render_frame_text(const ArrayFrame& frame, const ArrayViewOptions& o
       fit(pe.moving);
       fit(pe.top);
     } else {
-      fit(pe.weight[pe.moving_valid ? pe.moving_bank : frame.bank_in_use]);
+      fit(pe.weight[frame.bank_shown(pe)]);
       fit(pe.moving);
     }
     fit(pe.sum);
@@ -146,7 +141,7 @@ std::string render_frame_text(const ArrayFrame& frame, const ArrayViewOptions& o
             content = fmt::format("{}{} {}", mark, roles.moving,
                                   pad_left(pe.moving_valid ? format_view_value(pe.moving) : "", value_width));
           } else {
-            const int bank = pe.moving_valid ? pe.moving_bank : frame.bank_in_use;
+            const int bank = frame.bank_shown(pe);
             content = fmt::format("{}{} {}", mark, roles.stationary, pad_left(format_view_value(pe.weight[bank]), value_width));
           }
         } else if (line == 1) {

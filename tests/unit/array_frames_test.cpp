@@ -31,20 +31,8 @@ ArchConfig arch_for(const Case& c) {
 void require_frames_are_the_simulators(const GemmExplanation& x, const ArchConfig& arch) {
   MachineState state = make_machine_state(x.program.program, target_limits(arch));
   // The same inputs as explain_gemm placed.
-  for (int t = 0; t < 2; ++t) {
-    auto& bytes = state.dram[static_cast<size_t>(t)];
-    const std::vector<double>& values = t == 0 ? x.a : x.b;
-    const int64_t e = dtype_size(arch.mxu.operand_type);
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (e == 1) {
-        bytes[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
-      } else {
-        const uint16_t bits = float_to_bf16(static_cast<float>(values[i]));
-        bytes[2 * i] = static_cast<uint8_t>(bits & 0xff);
-        bytes[2 * i + 1] = static_cast<uint8_t>(bits >> 8);
-      }
-    }
-  }
+  state.dram[0] = operand_bytes(x.a, arch.mxu.operand_type);
+  state.dram[1] = operand_bytes(x.b, arch.mxu.operand_type);
   std::vector<ArraySnapshot> seen;
   SimulationOptions options;
   options.fidelity = Fidelity::Pe;
