@@ -16,6 +16,20 @@ namespace {
 // input than the coverage it adds (docs/fuzzing.md).
 constexpr int64_t kMaxCompiledMacs = 8192;
 constexpr size_t kMaxCompiledOps = 16;
+// Vector-unit layers (pooling, softmax, elementwise) count no MACs; their work grows with the
+// elements they touch, so those are bounded too.
+constexpr int64_t kMaxCompiledElements = 65536;
+
+int64_t graph_elements(const Graph& graph) {
+  int64_t total = 0;
+  for (const auto& v : graph.values) {
+    int64_t n = v.element_count();
+    if (n > kMaxCompiledElements) return n;
+    total += n;
+    if (total > kMaxCompiledElements) return total;
+  }
+  return total;
+}
 
 const ArchConfig& teach_4x4() {
   static const ArchConfig arch = load_arch("teach-4x4");
@@ -36,7 +50,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     prepare_graph(g, CompileOptions{});
     return g;
   });
-  if (!graph || graph->ops.size() > kMaxCompiledOps || graph_macs(*graph) > kMaxCompiledMacs) {
+  if (!graph || graph->ops.size() > kMaxCompiledOps || graph_macs(*graph) > kMaxCompiledMacs ||
+      graph_elements(*graph) > kMaxCompiledElements) {
     return 0;
   }
   // The compiler may reject a model it cannot lower (an Error); what it emits must verify.
