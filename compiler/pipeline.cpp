@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "compiler/frontend/scalesim_topology.h"
 #include "compiler/frontend/yaml_model.h"
 
 namespace tpusim {
@@ -27,11 +28,8 @@ InputKind input_kind(const std::string& path) {
     throw Error(where, "ONNX models are not read yet; describe the model in the model format (.yaml, "
                        "docs/model-format.md)");
   }
-  if (ext == ".csv") {
-    throw Error(where, "SCALE-Sim topology files are not read yet; describe the layers in the model format (.yaml, "
-                       "docs/model-format.md)");
-  }
-  throw Error(where, fmt::format("{}; tpusim reads models (.yaml, .graph) and programs (.tpu)",
+  if (ext == ".csv") return InputKind::ScaleSimTopology;
+  throw Error(where, fmt::format("{}; tpusim reads models (.yaml, .graph, .csv) and programs (.tpu)",
                                  ext.empty() ? std::string("a file without an extension")
                                              : fmt::format("unknown file type '{}'", ext)));
 }
@@ -39,8 +37,10 @@ InputKind input_kind(const std::string& path) {
 Graph load_model(const std::string& path, const ResourceLimits& limits) {
   const InputKind kind = input_kind(path);
   if (kind == InputKind::Program) {
-    throw Error({path, 0, 0, ""}, "is a program, not a model; run it with `tpusim run`, or give a model (.yaml, .graph)");
+    throw Error({path, 0, 0, ""}, "is a program, not a model; run it with `tpusim run`, or give a model (.yaml, .graph, "
+                                  ".csv)");
   }
+  if (kind == InputKind::ScaleSimTopology) return load_scalesim_topology(path, {}, limits);
   if (kind == InputKind::Graph) return parse_graph([&] {
       std::ifstream in(path, std::ios::binary);
       if (!in) throw Error({path, 0, 0, ""}, "cannot open file (check the path)");

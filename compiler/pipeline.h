@@ -61,14 +61,16 @@ enum class InputKind : uint8_t {
   ModelYaml,  // *.yaml, *.yml: the model format (docs/model-format.md)
   Graph,      // *.graph: the graph IR's text form (docs/graph-format.md)
   Program,    // *.tpu: a program (docs/program-format.md)
+  ScaleSimTopology,  // *.csv: a SCALE-Sim topology, conv or GEMM layers (docs/scalesim.md)
 };
-// An error naming the file for an extension tpusim does not read (an ONNX model, a SCALE-Sim
-// topology, anything else), saying what it does read.
+// An error naming the file for an extension tpusim does not read (an ONNX model, anything
+// else), saying what it does read.
 InputKind input_kind(const std::string& path);
 
-// Loads a model description by file type: *.yaml / *.yml (the model format) or *.graph (the
-// graph IR's text form). A YAML model whose inputs and weights need more than
-// limits.max_memory_bytes is refused before any of their data is made.
+// Loads a model description by file type: *.yaml / *.yml (the model format), *.graph (the
+// graph IR's text form) or *.csv (a SCALE-Sim topology, read with the default options). A model
+// whose inputs and weights need more than limits.max_memory_bytes is refused before any of
+// their data is made.
 Graph load_model(const std::string& path, const ResourceLimits& limits = {});
 
 }  // namespace tpusim

@@ -89,8 +89,8 @@ void compile(const Options& o) {
 
 void register_compile_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("compile", "Compile a model (.yaml or .graph) to a program for a machine");
-  cmd->add_option("model", o->model, "Model description (*.yaml) or graph (*.graph)")->required();
+  auto* cmd = app.add_subcommand("compile", "Compile a model (.yaml, .graph or SCALE-Sim .csv) to a program for a machine");
+  cmd->add_option("model", o->model, "Model description (*.yaml), graph (*.graph) or SCALE-Sim topology (*.csv)")->required();
   cmd->add_option("--arch", o->arch, "Target: preset name or YAML file")->required();
   cmd->add_option("--set", o->overrides, "Override an arch field, e.g. --set mxu.rows=64")->allow_extra_args(false);
   cmd->add_option("-o,--output", o->output, "Write here instead of standard output");

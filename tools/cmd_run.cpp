@@ -294,9 +294,9 @@ void run(RunOptions& o) {
 
 void register_run_command(CLI::App& app) {
   auto options = std::make_shared<RunOptions>();
-  auto* cmd = app.add_subcommand("run", "Simulate a program (*.tpu) or compile and simulate a model (*.yaml, *.graph); "
+  auto* cmd = app.add_subcommand("run", "Simulate a program (*.tpu) or compile and simulate a model (*.yaml, *.graph, *.csv); "
                                         "print the report");
-  cmd->add_option("program", options->program, "Program (*.tpu) or model (*.yaml, *.graph)")->required();
+  cmd->add_option("program", options->program, "Program (*.tpu) or model (*.yaml, *.graph, SCALE-Sim *.csv)")->required();
   cmd->add_option("--arch", options->arch, "Target: preset name or YAML file")->required();
   cmd->add_option("--set", options->overrides, "Override an arch field, e.g. --set mxu.rows=64")->allow_extra_args(false);
   cmd->add_option("--inputs", options->inputs, "Directory with TENSOR.npy for input tensors (others are seeded random)");

@@ -21,6 +21,7 @@
 #include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include "compiler/frontend/defaults.h"
 #include "ir/diagnostics.h"
 #include "simulator/yaml_text.h"
 #include "simulator/npy.h"
@@ -47,22 +48,15 @@ using yaml_text::read_number;
 using yaml_text::scalar_text;
 
 // ---------------------------------------------------------------------------------------------
-// The default int8 scales (docs/model-format.md, "Quantization scales"). Each int8 value has
-// an estimated RMS in integer steps; a layer without `scale:` picks the scale that puts its
-// output's RMS at kTargetRms, so about four standard deviations fit before int8 saturates.
+// The default int8 scales (docs/model-format.md, "Quantization scales"), shared with the other
+// frontends (compiler/frontend/defaults.h).
 
-constexpr double kTargetRms = 32;
-const double kUniformInt8Rms = 128 / std::sqrt(3.0);  // seeded int8 data: uniform [-128, 127]
-constexpr double kDefaultWeightScale = 1.0 / 128;     // fallback when weights measure as all zero
-constexpr double kDefaultInputScale = 1.0 / 128;      // inputs span [-1, 1)
-constexpr uint64_t kDefaultSeed = 1;
+using frontend_defaults::kDefaultInputScale;
+using frontend_defaults::kDefaultSeed;
+using frontend_defaults::kTargetRms;
+using frontend_defaults::kUniformInt8Rms;
+using frontend_defaults::round_scale;
 constexpr double kDefaultEpsilon = 1e-5;
-
-// Default scales are rounded to three significant digits so printed graphs stay readable.
-double round_scale(double scale) {
-  if (!(scale > 0) || !std::isfinite(scale)) return kDefaultWeightScale;  // e.g. all-zero weights
-  return std::strtod(fmt::format("{:.3g}", scale).c_str(), nullptr);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading the tree.
@@ -194,12 +188,8 @@ std::vector<int64_t> read_integer_list(const Node& node, std::string_view expect
 
 // Names of the model, its inputs and layers are names in the graph's text form: letters,
 // digits, '_' and '.', starting with a letter or '_'.
-bool is_name_start(char c) {
-  return std::isalpha(static_cast<unsigned char>(c)) || c == '_';
-}
-bool is_name_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.';
-}
+using frontend_defaults::is_name_char;
+using frontend_defaults::is_name_start;
 
 std::string read_name(const Node& node) {
   const std::string& text = scalar_text(node, "a name");
@@ -211,16 +201,6 @@ std::string read_name(const Node& node) {
                     text));
   }
   return text;
-}
-
-// The model's name when it gives none: the file name with other characters made '_'.
-std::string name_from_file(const std::string& file_name) {
-  std::string name = std::filesystem::path(file_name).stem().string();
-  for (char& c : name) {
-    if (!is_name_char(c)) c = '_';
-  }
-  if (name.empty() || !is_name_start(name[0])) name = "model_" + name;
-  return name;
 }
 
 // A name or a list of names (`input: conv1`, `inputs: [a, b]`).
@@ -611,7 +591,7 @@ void ModelBuilder::reject_int8_keys(const Layer& layer) const {
 double ModelBuilder::weight_scale(const Layer& layer, double fan_in) const {
   if (!is_int8()) return 0;
   if (auto node = layer.spec.find("weight_scale")) return read_positive_number(*node);
-  return round_scale(std::sqrt(6.0 / std::max(1.0, fan_in)) / 128);
+  return frontend_defaults::default_weight_scale(fan_in);
 }
 
 int ModelBuilder::add_weight(const Layer& layer, const std::string& suffix,
@@ -876,9 +856,9 @@ int ModelBuilder::build_conv(const Layer& layer) {
   for (int64_t k : kernel) reduction *= k;
   const double x_scale = scale_of(x), x_rms = rms_of(x), w_rms = rms_of(w);
   Quantized q = output_quantization(layer, [&] {
-    double accumulator_rms = std::sqrt(
-        static_cast<double>(reduction) * x_rms * x_rms * w_rms * w_rms + bias_rms * bias_rms);
-    return Quantized{x_scale * w_scale * accumulator_rms / kTargetRms, kTargetRms};
+    return Quantized{frontend_defaults::accumulator_output_scale(x_scale, x_rms, w_scale, w_rms,
+                                                                 static_cast<double>(reduction), bias_rms),
+                     kTargetRms};
   });
   int y =
       add_op(OpKind::Conv, layer, layer.name, inputs, q,
@@ -923,9 +903,9 @@ int ModelBuilder::build_linear(const Layer& layer) {
   }
   const double x_scale = scale_of(x), x_rms = rms_of(x), w_rms = rms_of(w);
   Quantized q = output_quantization(layer, [&] {
-    double accumulator_rms = std::sqrt(
-        static_cast<double>(features) * x_rms * x_rms * w_rms * w_rms + bias_rms * bias_rms);
-    return Quantized{x_scale * w_scale * accumulator_rms / kTargetRms, kTargetRms};
+    return Quantized{frontend_defaults::accumulator_output_scale(x_scale, x_rms, w_scale, w_rms,
+                                                                 static_cast<double>(features), bias_rms),
+                     kTargetRms};
   });
   int y = add_op(OpKind::Linear, layer, layer.name, inputs, q);
   return add_fused_activation(layer, y);
@@ -1254,7 +1234,8 @@ Graph parse_model_yaml(const std::string& text, const std::string& file_name, co
   }
   Mapping top(Node{root, root_where}, root_where, kTopLevelKeys, "");
 
-  std::string name = name_from_file(file_name);
+  // The model's name when it gives none: the file name with other characters made '_'.
+  std::string name = frontend_defaults::name_from_file(file_name);
   if (auto node = top.find("name")) name = read_name(*node);
   DType type = DType::Int8;
   if (auto node = top.find("type")) type = read_model_type(*node);

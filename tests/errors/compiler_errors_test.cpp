@@ -120,18 +120,17 @@ TEST_CASE("compile: a missing model file or one of an unknown type", "[compiler]
         "examples/models/tiny-cnn.onnx: error: ONNX models are not read yet; describe the model in the model format "
         "(.yaml, docs/model-format.md)\n");
   CHECK(user_error("run topology.csv --arch teach-4x4") ==
-        "topology.csv: error: SCALE-Sim topology files are not read yet; describe the layers in the model format "
-        "(.yaml, docs/model-format.md)\n");
+        "topology.csv: error: cannot open file: no such file or directory\n");
   CHECK(user_error("compile README.md --arch teach-4x4") ==
-        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph) and programs (.tpu)\n");
+        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph, .csv) and programs (.tpu)\n");
   CHECK(user_error("run README.md --arch teach-4x4") ==
-        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph) and programs (.tpu)\n");
+        "README.md: error: unknown file type '.md'; tpusim reads models (.yaml, .graph, .csv) and programs (.tpu)\n");
   CHECK(user_error("compile examples/models/tiny-cnn --arch teach-4x4") ==
-        "examples/models/tiny-cnn: error: a file without an extension; tpusim reads models (.yaml, .graph) and "
-        "programs (.tpu)\n");
+        "examples/models/tiny-cnn: error: a file without an extension; tpusim reads models (.yaml, .graph, .csv) "
+        "and programs (.tpu)\n");
   CHECK(user_error("compile examples/programs/gemm-4x4.tpu --arch teach-4x4") ==
         "examples/programs/gemm-4x4.tpu: error: is a program, not a model; run it with `tpusim run`, or give a model "
-        "(.yaml, .graph)\n");
+        "(.yaml, .graph, .csv)\n");
 }
 
 TEST_CASE("run: output files are checked before anything is simulated", "[errors][cli]") {
