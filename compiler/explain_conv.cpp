@@ -122,24 +122,7 @@ ConvExplanation explain_conv(const ConvSpec& spec, const ArchConfig& arch, Im2co
   for (int64_t m = 0; m < rows; ++m) {
     for (int64_t k = 0; k < cols; ++k) width = std::max(width, entry(g, m, k, cpg).size());
   }
-  auto box_of = [&](int64_t k) {
-    // K = (taps..., c): a box is kh_tile x kw_tile taps by c_tile channels.
-    const int64_t c = k % cpg;
-    int64_t tap = k / cpg;
-    std::vector<int64_t> taps(dims);
-    for (size_t d = dims; d-- > 0;) {
-      taps[d] = tap % g.kernel[d];
-      tap /= g.kernel[d];
-    }
-    const int64_t tile_taps[2] = {tiling.k_box.kh_tile, tiling.k_box.kw_tile};  // a 1-D kernel is its width
-    int64_t box = 0;
-    for (size_t d = 0; d < dims; ++d) {
-      const int64_t per = tile_taps[dims == 2 ? d : 1];
-      box = box * ((g.kernel[d] + per - 1) / per) + taps[d] / per;
-    }
-    const int64_t c_boxes = (cpg + tiling.k_box.c_tile - 1) / tiling.k_box.c_tile;
-    return box * c_boxes + c / tiling.k_box.c_tile;
-  };
+  auto box_of = [&](int64_t k) { return tiling.k_boxes.box_of(k); };  // K = (taps..., c), boxes of consecutive k
   std::string header = fmt::format("{:>8} ", "K tile");
   std::string columns = fmt::format("{:>8} ", "k");
   for (int64_t k = 0; k < cols; ++k) {
@@ -166,10 +149,9 @@ ConvExplanation explain_conv(const ConvSpec& spec, const ArchConfig& arch, Im2co
   // The compiler's tiling.
   t += fmt::format("Tiling for {} ({}x{} {}), --im2col {}:\n", arch.name, arch.mxu.rows, arch.mxu.cols,
                    dataflow_name(arch.mxu.dataflow), im2col_mode_name(im2col));
-  t += fmt::format("  a weight tile holds a K box of {} x {} taps x {} channels = {} of the {} rows, and {} of the {} "
-                   "columns (output channels)\n",
-                   tiling.k_box.kh_tile, tiling.k_box.kw_tile, tiling.k_box.c_tile, tiling.k_box.size(), arch.mxu.rows,
-                   tiling.n_tile, arch.mxu.cols);
+  t += fmt::format("  a weight tile holds a K box of {} consecutive k (across taps and kernel rows) of the {} rows, "
+                   "and {} of the {} columns (output channels)\n",
+                   k_box_sizes(tiling.k_boxes), arch.mxu.rows, tiling.n_tile, arch.mxu.cols);
   t += fmt::format("  {} K tile{} x {} N tile{} x {} M tile{} ({} output pixels each)\n", tiling.k_tiles,
                    tiling.k_tiles == 1 ? "" : "s", tiling.n_tiles, tiling.n_tiles == 1 ? "" : "s", tiling.m_tiles,
                    tiling.m_tiles == 1 ? "" : "s", tiling.m_tile);

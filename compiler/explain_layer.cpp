@@ -42,9 +42,9 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
     t += fmt::format("\nIts GEMM: M = {} (output pixels or rows), K = {} (the reduction), N = {} (output channels){}\n",
                      gemm->M, gemm->K, gemm->N, gemm->groups > 1 ? fmt::format(", per group ({} groups)", gemm->groups) : "");
     t += fmt::format("  tiles: {} K x {} N x {} M; a weight tile fills {} of {} rows and {} of {} columns\n",
-                     tiling.k_tiles, tiling.n_tiles, tiling.m_tiles, tiling.k_box.size(), arch.mxu.rows, tiling.n_tile,
+                     tiling.k_tiles, tiling.n_tiles, tiling.m_tiles, k_box_sizes(tiling.k_boxes), arch.mxu.rows, tiling.n_tile,
                      arch.mxu.cols);
-    out.first_tile = {std::min<int64_t>(tiling.m_tile, 8), std::min(tiling.k_box.size(), small_arch.mxu.rows),
+    out.first_tile = {std::min<int64_t>(tiling.m_tile, 8), std::min(tiling.k_boxes.largest(), small_arch.mxu.rows),
                       std::min(tiling.n_tile, small_arch.mxu.cols)};
   }
   t += "\nThe compiler's choices:\n";
@@ -79,16 +79,15 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
                      l.info.rows_used, l.info.cols_used, R, C, 100 * filled, 100 * (1 - filled));
     if (l.info.rows_used < R) {
       const GemmTiling& tiling = gemm->tiling;
-      const std::string box = fmt::format("a K box of {} x {} taps x {} channels = {} rows", tiling.k_box.kh_tile,
-                                          tiling.k_box.kw_tile, tiling.k_box.c_tile, tiling.k_box.size());
       if (gemm->K <= l.info.rows_used) {
         t += fmt::format("  rows: the whole reduction K = {} fills {} of {} rows; only a longer reduction (more input "
                          "channels or taps) or an array with fewer rows fills them\n",
                          gemm->K, gemm->K, R);
       } else {
-        t += fmt::format("  rows: each weight tile holds {}, so K = {} takes {} tiles of {} rows; packing more taps into a "
-                         "tile (up to {} rows: --im2col dma packs whole kernel rows) would fill {} rows\n",
-                         box, gemm->K, tiling.k_tiles, tiling.k_box.size(), std::min(gemm->K, R), std::min(gemm->K, R));
+        t += fmt::format("  rows: K = {} takes ceil({} / {}) = {} weight tiles, the fewest any packing allows; balanced, "
+                         "each holds {} of the {} rows (consecutive k across taps and kernel rows); a reduction that is "
+                         "a multiple of {} would fill them\n",
+                         gemm->K, gemm->K, R, tiling.k_tiles, k_box_sizes(tiling.k_boxes), R, R);
       }
     }
     if (l.info.cols_used < C) {
@@ -105,7 +104,7 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
                      "{}, N = {} of its {}, with small seeded values (the same as tpusim explain gemm --m {} --k {} --n {} "
                      "--arch {})\n",
                      small_arch.name, small_arch.mxu.rows, small_arch.mxu.cols, s.m, gemm->tiling.m_tile, s.k,
-                     gemm->tiling.k_box.size(), s.n, gemm->tiling.n_tile, s.m, s.k, s.n, small_arch.name);
+                     gemm->tiling.k_boxes.largest(), s.n, gemm->tiling.n_tile, s.m, s.k, s.n, small_arch.name);
   }
   return out;
 }

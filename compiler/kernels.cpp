@@ -15,6 +15,49 @@ std::string_view im2col_mode_name(Im2colMode m) {
   return "?";
 }
 
+int64_t KBoxes::begin(int64_t b) const {
+  // b * K / count without overflow: K and count are int64 sizes.
+  return static_cast<int64_t>(static_cast<__int128>(b) * K / count);
+}
+
+int64_t KBoxes::box_of(int64_t k) const {
+  int64_t b = static_cast<int64_t>(static_cast<__int128>(k) * count / K);  // begin(b) <= k, within one
+  while (b + 1 < count && begin(b + 1) <= k) ++b;
+  while (b > 0 && begin(b) > k) --b;
+  return b;
+}
+
+std::string k_box_sizes(const KBoxes& boxes) {
+  return boxes.smallest() == boxes.largest() ? fmt::format("{}", boxes.largest())
+                                             : fmt::format("{}-{}", boxes.smallest(), boxes.largest());
+}
+
+std::vector<KPiece> k_pieces(int64_t k0, int64_t k1, int64_t kernel_h, int64_t kernel_w, int64_t channels) {
+  std::vector<KPiece> pieces;
+  const int64_t row = kernel_w * channels;
+  for (int64_t k = k0; k < k1;) {
+    const int64_t left = k1 - k;
+    KPiece p;
+    p.kh0 = k / row;
+    p.kw0 = k % row / channels;
+    p.c0 = k % channels;
+    p.offset = k - k0;
+    if (p.c0 != 0 || left < channels) {  // the rest of one tap's channels
+      p.c = std::min(channels - p.c0, left);
+    } else if (p.kw0 != 0 || left < row) {  // whole taps of one kernel row
+      p.c = channels;
+      p.kw = std::min(kernel_w - p.kw0, left / channels);
+    } else {  // whole kernel rows
+      p.c = channels;
+      p.kw = kernel_w;
+      p.kh = std::min(kernel_h - p.kh0, left / row);
+    }
+    pieces.push_back(p);
+    k += p.size();
+  }
+  return pieces;
+}
+
 std::string_view attention_lowering_name(AttentionLowering l) {
   return l == AttentionLowering::Materialized ? "materialized" : "flash";
 }
@@ -104,8 +147,8 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
       if (!k->buffers.note.empty()) out += fmt::format("  buffers: {}\n", k->buffers.note);
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
-        out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} of {}x{}x{}; weights {}\n", t.m_tiles, t.m_tile,
-                           t.n_tiles, t.n_tile, counted(t.k_tiles, "box", "boxes"), t.k_box.kh_tile, t.k_box.kw_tile, t.k_box.c_tile,
+        out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} of {}; weights {}\n", t.m_tiles, t.m_tile, t.n_tiles,
+                           t.n_tile, counted(t.k_tiles, "box", "boxes"), k_box_sizes(t.k_boxes),
                            t.weights_resident ? "resident" : "streamed");
         out += fmt::format("  slots: ub 2x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slot_bytes,
                            t.out_slot_bytes, t.b_slots, t.b_slot_bytes, t.acc_slot_bytes);

@@ -38,18 +38,35 @@ struct Epilogue {
   std::string fused_op;                // name of the graph op folded in here ("" = none)
 };
 
-// How a GEMM's reduction dimension K = (kh, kw, c) (c innermost) is cut into boxes that one
-// load_stationary holds: kh_tile x kw_tile kernel taps by c_tile channels.
-struct KBox {
-  int64_t kh_tile = 1, kw_tile = 1, c_tile = 1;
-  int64_t size() const { return kh_tile * kw_tile * c_tile; }
+// How a GEMM's reduction dimension K = (kh, kw, c) (c innermost; a linear layer's K is its
+// input features) is cut into the boxes that one load_stationary holds: `count` runs of
+// consecutive K indices whose sizes differ by at most one, box b = [begin(b), begin(b + 1)).
+// A box may start and end anywhere in a kernel tap or row; each is at most the array's rows.
+struct KBoxes {
+  int64_t K = 0, count = 0;
+  int64_t begin(int64_t b) const;  // b = count gives K
+  int64_t size(int64_t b) const { return begin(b + 1) - begin(b); }
+  int64_t largest() const { return count > 0 ? (K + count - 1) / count : 0; }
+  int64_t smallest() const { return count > 0 ? K / count : 0; }
+  int64_t box_of(int64_t k) const;  // the box holding index k
 };
+
+// A rectangular part of a K box in (kh, kw, c): kh x kw taps from (kh0, kw0) by c channels
+// from c0, starting `offset` indices into the box. A box is one to five of them, in K order.
+struct KPiece {
+  int64_t kh0 = 0, kw0 = 0, c0 = 0, kh = 1, kw = 1, c = 1, offset = 0;
+  int64_t size() const { return kh * kw * c; }
+};
+// "4" when every box has 4 indices, "3-4" when they differ.
+std::string k_box_sizes(const KBoxes& boxes);
+// The pieces of K indices [k0, k1) of a reduction of kernel_h x kernel_w taps by `channels`.
+std::vector<KPiece> k_pieces(int64_t k0, int64_t k1, int64_t kernel_h, int64_t kernel_w, int64_t channels);
 
 struct GemmTiling {
   bool chosen = false;
   int64_t m_tile = 0, n_tile = 0;  // output pixels (rows) and output channels (columns) per tile
-  KBox k_box;
-  int64_t m_tiles = 0, n_tiles = 0, k_tiles = 0;
+  KBoxes k_boxes;
+  int64_t m_tiles = 0, n_tiles = 0, k_tiles = 0;  // k_tiles = k_boxes.count
   bool weights_resident = false;  // weights stay in wb: all k-tiles of an n-tile across its M tiles
                                   // (or, with m_outer, every weight tile for the whole kernel)
   bool m_outer = false;           // loop order: M tiles outer, n-tiles inner (each input window

@@ -138,7 +138,7 @@ ReportContext report_context(const CompileResult& compiled, const ArchConfig& ar
       info.gemm_k = k->K;
       info.gemm_n = k->N;
       if (arch.mxu.dataflow == Dataflow::WeightStationary) {
-        info.rows_used = k->tiling.k_box.size();
+        info.rows_used = k->tiling.k_boxes.largest();
         info.cols_used = k->tiling.n_tile;
       }
     } else if (const auto* d = std::get_if<DepthwiseKernel>(&kernel)) {

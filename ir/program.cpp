@@ -95,7 +95,10 @@ std::vector<OpcodeInfo> build_opcode_table() {
                 {"count", K::Int, S::Count, true},
                 {"dst", K::BufferRef, S::Dst, true},
                 {"dst_stride", K::Int, S::DstStride, true},
-                {"accumulate", K::Bool, S::Accumulate, false}},
+                {"accumulate", K::Bool, S::Accumulate, false},
+                {"vector_extent", K::IntList, S::VectorExtent, false},
+                {"vector_stride", K::IntList, S::VectorStride, false},
+                {"vector_start", K::Int, S::VectorStart, false}},
                "ws/is: stream count vectors through the stationary tile into the accumulators"});
   t.push_back({Opcode::MxuMatmulOs, "mxu.matmul_os", Unit::Mxu,
                {{"left", K::BufferRef, S::Src, true},
@@ -199,6 +202,7 @@ int64_t* int_slot(Instruction& in, FieldSlot slot) {
     case S::Multiplier: return &in.multiplier;
     case S::Shift: return &in.shift;
     case S::ZeroPoint: return &in.zero_point;
+    case S::VectorStart: return &in.vector_start;
     default: return nullptr;
   }
 }
@@ -216,6 +220,95 @@ bool* bool_slot(Instruction& in, FieldSlot slot) {
 }
 const bool* bool_slot(const Instruction& in, FieldSlot slot) {
   return bool_slot(const_cast<Instruction&>(in), slot);
+}
+
+std::vector<int64_t>* int_list_slot(Instruction& in, FieldSlot slot) {
+  switch (slot) {
+    case S::Extent: return &in.extent;
+    case S::BufferStride: return &in.buffer_stride;
+    case S::VectorExtent: return &in.vector_extent;
+    case S::VectorStride: return &in.vector_stride;
+    default: return nullptr;
+  }
+}
+const std::vector<int64_t>* int_list_slot(const Instruction& in, FieldSlot slot) {
+  return int_list_slot(const_cast<Instruction&>(in), slot);
+}
+
+std::vector<int64_t> vector_offsets(const Instruction& in, int64_t k, int64_t element_bytes) {
+  std::vector<int64_t> offsets(static_cast<size_t>(k));
+  if (in.vector_extent.empty()) {
+    for (int64_t r = 0; r < k; ++r) offsets[static_cast<size_t>(r)] = r * element_bytes;
+    return offsets;
+  }
+  // The digits of vector_start, then counted up one element at a time.
+  const size_t dims = in.vector_extent.size();
+  std::vector<int64_t> digit(dims);
+  int64_t rest = in.vector_start;
+  for (size_t d = dims; d-- > 0;) {
+    digit[d] = rest % in.vector_extent[d];
+    rest /= in.vector_extent[d];
+  }
+  for (int64_t r = 0; r < k; ++r) {
+    int64_t offset = 0;
+    for (size_t d = 0; d < dims; ++d) offset += digit[d] * in.vector_stride[d];
+    offsets[static_cast<size_t>(r)] = offset;
+    for (size_t d = dims; d-- > 0;) {
+      if (++digit[d] < in.vector_extent[d]) break;
+      digit[d] = 0;
+    }
+  }
+  return offsets;
+}
+
+std::vector<ByteRun> vector_runs(const std::vector<int64_t>& offsets, int64_t element_bytes) {
+  std::vector<ByteRun> runs;
+  for (int64_t offset : offsets) {
+    if (!runs.empty() && runs.back().offset + runs.back().bytes == offset) {
+      runs.back().bytes += element_bytes;
+    } else {
+      runs.push_back({offset, element_bytes});
+    }
+  }
+  return runs;
+}
+
+std::optional<std::string> vector_pattern_problem(const Instruction& in, int64_t k) {
+  if (in.vector_extent.empty()) {
+    if (!in.vector_stride.empty() || in.vector_start != 0) {
+      return std::string("vector_stride and vector_start need a vector_extent (the shape the vector's elements are read in)");
+    }
+    return std::nullopt;
+  }
+  if (in.vector_extent.size() > 4) {
+    return fmt::format("vector_extent has {} dimensions; at most 4", in.vector_extent.size());
+  }
+  if (in.vector_stride.size() != in.vector_extent.size()) {
+    return fmt::format("vector_stride has {} entries but vector_extent has {}; give one byte stride per dimension",
+                       in.vector_stride.size(), in.vector_extent.size());
+  }
+  int64_t total = 1, span = 0;  // elements spanned; the largest offset
+  for (size_t d = 0; d < in.vector_extent.size(); ++d) {
+    const int64_t e = in.vector_extent[d], s = in.vector_stride[d];
+    if (e < 1) return fmt::format("vector_extent[{}] must be at least 1, got {}", d, e);
+    if (s < 0) return fmt::format("vector_stride[{}] must be at least 0 bytes, got {}", d, s);
+    const std::string too_large = "vector_extent and vector_stride span more than 2^40 elements or 2^50 bytes";
+    const std::optional<int64_t> next_total = checked_mul(total, e), term = checked_mul(e - 1, s);
+    if (!next_total || !term || *next_total > (int64_t{1} << 40)) return too_large;
+    const std::optional<int64_t> next_span = checked_add(span, *term);
+    if (!next_span || *next_span > (int64_t{1} << 50)) return too_large;
+    total = *next_total;
+    span = *next_span;
+  }
+  if (in.vector_start < 0 || in.vector_start >= total) {
+    return fmt::format("vector_start must be between 0 and {} (the elements vector_extent spans, less one), got {}",
+                       total - 1, in.vector_start);
+  }
+  if (k > 0 && in.vector_start + k > total) {
+    return fmt::format("a vector of {} elements from vector_start={} runs past the {} elements vector_extent spans",
+                       k, in.vector_start, total);
+  }
+  return std::nullopt;
 }
 
 int64_t TensorDecl::element_count() const {

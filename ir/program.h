@@ -95,6 +95,12 @@ struct Instruction {
   BufferRef top;            // matmul_os: the operand entering from the top
   int64_t top_stride = 0;
   bool accumulate = false;  // matmul: add to the accumulators instead of overwriting
+  // mxu.matmul: where the K elements of each vector lie (empty = K contiguous elements). Element
+  // r is at byte `sum_d digit_d(vector_start + r) * vector_stride[d]` from the vector's start,
+  // with the digits of `vector_start + r` in the mixed radix `vector_extent` (last fastest):
+  // an im2col window read in place, across kernel taps and rows (docs/program-format.md).
+  std::vector<int64_t> vector_extent, vector_stride;
+  int64_t vector_start = 0;
   bool transpose = false;   // load_stationary: read the tile column-major
   bool broadcast = false;   // VPU binary: src2 holds one element per row
   std::optional<double> imm;  // VPU binary: a scalar instead of src2; dma.load: the padding value
@@ -166,6 +172,7 @@ enum class FieldSlot : uint8_t {
   Buffer, Tensor, Extent, TensorStep, BufferStride,  // DMA
   Src, Src2, Dst, Top,                               // operands
   Rows, Cols, Count, SrcStride, Src2Stride, DstStride, TopStride,
+  VectorExtent, VectorStride, VectorStart,           // matmul's gathered vectors
   Accumulate, Transpose, Broadcast, Imm, Multiplier, Shift, ZeroPoint,
 };
 struct FieldInfo {
@@ -196,6 +203,22 @@ int64_t* int_slot(Instruction& in, FieldSlot slot);
 const int64_t* int_slot(const Instruction& in, FieldSlot slot);
 bool* bool_slot(Instruction& in, FieldSlot slot);
 const bool* bool_slot(const Instruction& in, FieldSlot slot);
+std::vector<int64_t>* int_list_slot(Instruction& in, FieldSlot slot);
+const std::vector<int64_t>* int_list_slot(const Instruction& in, FieldSlot slot);
+
+// mxu.matmul's vector of K elements: the byte offset of each element from the vector's start
+// (element r at offsets[r]; plain r * element_bytes without a vector pattern), and the
+// contiguous runs they form, in order. The pattern must have been verified
+// (vector_pattern_problem).
+std::vector<int64_t> vector_offsets(const Instruction& in, int64_t k, int64_t element_bytes);
+struct ByteRun {
+  int64_t offset = 0, bytes = 0;
+};
+std::vector<ByteRun> vector_runs(const std::vector<int64_t>& offsets, int64_t element_bytes);
+// What is wrong with a matmul's vector pattern for vectors of `k` elements (k = 0: not known
+// yet, only the pattern itself is checked); nullopt when it is sound. Its sizes are bounded
+// (2^40 elements, 2^50 bytes) so no offset can overflow.
+std::optional<std::string> vector_pattern_problem(const Instruction& in, int64_t k);
 
 // A DMA transfer with its defaults resolved: for each extent dimension j, the step it takes
 // through the tensor's coordinates and the stride it takes through the buffer, in bytes.

@@ -611,12 +611,7 @@ class ProgramParser {
         *int_slot(in, field.slot) = integer(field.name);
         return;
       case FieldKind::IntList: {
-        auto values = integer_list(field.name);
-        if (field.slot == FieldSlot::Extent) {
-          in.extent = values;
-        } else {
-          in.buffer_stride = values;
-        }
+        *int_list_slot(in, field.slot) = integer_list(field.name);
         return;
       }
       case FieldKind::IntListList: {

@@ -112,7 +112,7 @@ std::string print_instruction(const Program& program, const Instruction& in,
         break;
       }
       case FieldKind::IntList: {
-        const auto& v = field.slot == FieldSlot::Extent ? in.extent : in.buffer_stride;
+        const auto& v = *int_list_slot(in, field.slot);
         if (!v.empty()) out += fmt::format(" {}={}", field.name, print_list(v));
         break;
       }

@@ -219,8 +219,16 @@ class Verifier {
     // mxu.matmul: vector length and output width come from the last load_stationary before it
     // in the text; when there is none, the simulator checks the footprint when it runs.
     if (!check_positive("count", in.count, INT64_MAX) || !check_dst()) return;
+    if (auto problem = vector_pattern_problem(in, stationary_rows_)) {
+      error(in.location, fmt::format("{} {}", mnemonic, *problem));
+      return;
+    }
     if (stationary_rows_ > 0) {
-      check_rows(in, "src", in.src, in.count, in.src_stride, stationary_rows_ * element);
+      // One vector spans [low, high) from its start; the vectors are `stride` apart.
+      const std::vector<int64_t> offsets = vector_offsets(in, stationary_rows_, element);
+      const auto [low, high] = std::minmax_element(offsets.begin(), offsets.end());
+      const Wide span = (Wide{in.count} - 1) * in.src_stride;
+      check_buffer(in, "src", in.src, std::min<Wide>(span, 0) + *low, std::max<Wide>(span, 0) + *high + element);
       check_rows(in, "dst", in.dst, in.count, in.dst_stride, stationary_cols_ * 4);
     }
   }

@@ -95,7 +95,18 @@ std::vector<AccessRange> instruction_accesses(const Program& program, const Targ
       if (tile.rows == 0) {
         throw Error(in.location, "mxu.matmul runs before any mxu.load_stationary: the array holds no tile");
       }
-      add("src", rows_range(in.src.buffer, instance.address(in.src), in.count, in.src_stride, tile.rows * element, false));
+      if (auto problem = vector_pattern_problem(in, tile.rows)) throw Error(in.location, fmt::format("{} {}", mnemonic, *problem));
+      if (in.vector_extent.empty()) {
+        add("src", rows_range(in.src.buffer, instance.address(in.src), in.count, in.src_stride, tile.rows * element, false));
+      } else {
+        // A gathered vector spans [low, high] from its start.
+        const std::vector<int64_t> offsets = vector_offsets(in, tile.rows, element);
+        const auto [low, high] = std::minmax_element(offsets.begin(), offsets.end());
+        AccessRange r = rows_range(in.src.buffer, instance.address(in.src), in.count, in.src_stride, 0, false);
+        r.begin += *low;
+        r.end += *high + element;
+        add("src", r);
+      }
       add("dst", rows_range(in.dst.buffer, instance.address(in.dst), in.count, in.dst_stride, tile.cols * 4, true));
       break;
     case Opcode::MxuMatmulOs:
@@ -402,12 +413,13 @@ MatmulResult reference_matmul(const InstructionInstance& instance, DType operand
   const uint8_t* src = state.buffers[index(in.src.buffer)].data() + instance.address(in.src);
   MatmulResult result{in.count, tile.cols, {}};
   result.values.resize(static_cast<size_t>(in.count * tile.cols));
+  const std::vector<int64_t> offsets = vector_offsets(in, tile.rows, e);
   for (int64_t t = 0; t < in.count; ++t) {
     const uint8_t* x = src + t * in.src_stride;
     for (int64_t c = 0; c < tile.cols; ++c) {
       DotProduct dot{operand_type};
       for (int64_t r = 0; r < tile.rows; ++r) {
-        dot.add(x + r * e, &tile.elements[static_cast<size_t>((r * tile.cols + c) * e)]);
+        dot.add(x + offsets[static_cast<size_t>(r)], &tile.elements[static_cast<size_t>((r * tile.cols + c) * e)]);
       }
       result.values[static_cast<size_t>(t * tile.cols + c)] = dot.bits();
     }

@@ -370,11 +370,23 @@ MatmulResult fast_matmul(const InstructionInstance& instance, DType operand_type
   const uint8_t* src = state.buffers[static_cast<int>(in.src.buffer)].data() + instance.address(in.src);
   const int64_t K = tile.rows, N = tile.cols;
   MatmulResult result{in.count, N, std::vector<uint32_t>(static_cast<size_t>(in.count * N))};
+  // A gathered vector is copied to one place first, so the loops below stay the same.
+  const int64_t element = dtype_size(operand_type);
+  const std::vector<int64_t> gather = in.vector_extent.empty() ? std::vector<int64_t>{} : vector_offsets(in, K, element);
+  std::vector<uint8_t> gathered(gather.size() * static_cast<size_t>(element));
+  auto vector_at = [&](int64_t t) -> const uint8_t* {
+    const uint8_t* x = src + t * in.src_stride;
+    if (gather.empty()) return x;
+    for (size_t r = 0; r < gather.size(); ++r) {
+      std::memcpy(&gathered[r * static_cast<size_t>(element)], x + gather[r], static_cast<size_t>(element));
+    }
+    return gathered.data();
+  };
   if (operand_type == DType::Int8) {
     std::vector<int32_t> w(static_cast<size_t>(K * N));
     for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(tile.elements[i]);
     for (int64_t t = 0; t < in.count; ++t) {
-      const int8_t* x = reinterpret_cast<const int8_t*>(src + t * in.src_stride);
+      const int8_t* x = reinterpret_cast<const int8_t*>(vector_at(t));
       uint32_t* out = &result.values[static_cast<size_t>(t * N)];
       for (int64_t r = 0; r < K; ++r) {
         const uint32_t a = static_cast<uint32_t>(static_cast<int32_t>(x[r]));
@@ -391,7 +403,7 @@ MatmulResult fast_matmul(const InstructionInstance& instance, DType operand_type
     }
     std::vector<float> psum(static_cast<size_t>(N));
     for (int64_t t = 0; t < in.count; ++t) {
-      const uint8_t* x = src + t * in.src_stride;
+      const uint8_t* x = vector_at(t);
       std::fill(psum.begin(), psum.end(), 0.0f);
       for (int64_t r = 0; r < K; ++r) {
         uint16_t bits;
@@ -619,6 +631,10 @@ class MxuUnit {
     Buffer src_buffer = Buffer::Unified, top_buffer = Buffer::Weight;
     int64_t src = 0, src_stride = 0, top = 0, top_stride = 0, dst = 0, dst_stride = 0;
     bool accumulate = false;
+    // ws/is with a vector pattern: each vector's element offsets and the contiguous runs they
+    // form, each run charged to the port of its own bank (empty: one contiguous run).
+    std::vector<int64_t> gather;
+    std::vector<ByteRun> runs;
     // Fast: the cycles of its accumulator writes, [outputs_begin, outputs_end] (os: row m is
     // written at outputs_end - m).
     int64_t outputs_begin = 0, outputs_end = 0;
@@ -753,6 +769,10 @@ class MxuUnit {
       mm.dst = probe.address(in.dst);
       mm.dst_stride = in.dst_stride;
       mm.accumulate = in.accumulate;
+      if (!os && !in.vector_extent.empty()) {
+        mm.gather = vector_offsets(in, mm.feed_rows, element_);
+        mm.runs = vector_runs(mm.gather, element_);
+      }
       const InstructionInstance instance = mm.issued.instance();
       LabelStats& stats = m_.per_label[static_cast<size_t>(mm.issued.label)];
       Traffic& traffic = stats.traffic;
@@ -824,6 +844,16 @@ class MxuUnit {
   uint8_t* buffer(Buffer b, int64_t address) { return m_.state.buffers[static_cast<int>(b)].data() + address; }
   uint8_t* accumulator(int64_t address) { return buffer(Buffer::Accumulator, address); }
 
+  // The port bytes of one vector of a ws/is matmul (or one left column of os) starting at
+  // `address`: a gathered vector charges each run to the bank it lies in.
+  void charge_vector(const Matmul& mm, int64_t address) {
+    if (mm.runs.empty()) {
+      m_.use_port(mm.src_buffer, address, mm.feed_rows * element_);
+      return;
+    }
+    for (const ByteRun& run : mm.runs) m_.use_port(mm.src_buffer, address + run.offset, run.bytes);
+  }
+
   // The buffer address of row `row` of a load's tile.
   int64_t load_row_address(const Load& l, int64_t row) const {
     return l.address + (l.transpose ? row * element_ : row * l.stride);
@@ -848,7 +878,7 @@ class MxuUnit {
     for (const auto& mm : matmuls_) {
       const int64_t t = cycle - mm.start;
       if (t >= 0 && t < mm.count) {
-        m_.use_port(mm.src_buffer, mm.src + t * mm.src_stride, mm.feed_rows * element_);
+        charge_vector(mm, mm.src + t * mm.src_stride);
         if (mm.os) m_.use_port(mm.top_buffer, mm.top + t * mm.top_stride, mm.out_cols * element_);
         activity.injecting = &mm;
       }
@@ -897,9 +927,16 @@ class MxuUnit {
       last_vector_ = t;
       last_vectors_ = feeding->count;
       const int64_t address = feeding->src + t * feeding->src_stride;
-      array_->step(buffer(feeding->src_buffer, address), static_cast<int>(feeding->feed_rows),
-                   feeding->bank);
-      m_.use_port(feeding->src_buffer, address, feeding->feed_rows * element_);
+      const uint8_t* vector = buffer(feeding->src_buffer, address);
+      if (!feeding->gather.empty()) {
+        gathered_.resize(feeding->gather.size() * static_cast<size_t>(element_));
+        for (size_t r = 0; r < feeding->gather.size(); ++r) {
+          std::memcpy(&gathered_[r * static_cast<size_t>(element_)], vector + feeding->gather[r], static_cast<size_t>(element_));
+        }
+        vector = gathered_.data();
+      }
+      array_->step(vector, static_cast<int>(feeding->feed_rows), feeding->bank);
+      charge_vector(*feeding, address);
       activity.injecting = feeding;
     } else {
       array_->step();
@@ -1039,6 +1076,7 @@ class MxuUnit {
   int64_t array_cycles_before_ = 0;
   std::vector<int64_t> column_outputs_;  // valid outputs seen leaving each column
   int64_t vectors_issued_ = 0;
+  std::vector<uint8_t> gathered_;  // a gathered vector, assembled for the array
   CycleRecord last_;
 };
 

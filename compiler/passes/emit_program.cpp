@@ -389,19 +389,16 @@ class Emitter {
       pending_store.clear();
     };
 
-    // K boxes in (kh, kw, c) order.
+    // K boxes: runs of consecutive (kh, kw, c) indices, each moved as its rectangular pieces.
     struct Box {
-      int64_t kh0, kw0, c0, kh, kw, c;
-      int64_t size() const { return kh * kw * c; }
+      int64_t k0, kb;
+      std::vector<KPiece> pieces;
     };
+    TPUSIM_CHECK(kh_total * kw_total * channels == k.K, "a GEMM's K is not its taps times its channels");
     std::vector<Box> boxes;
-    for (int64_t kh0 = 0; kh0 < kh_total; kh0 += t.k_box.kh_tile) {
-      for (int64_t kw0 = 0; kw0 < kw_total; kw0 += t.k_box.kw_tile) {
-        for (int64_t c0 = 0; c0 < channels; c0 += t.k_box.c_tile) {
-          boxes.push_back({kh0, kw0, c0, std::min(t.k_box.kh_tile, kh_total - kh0), std::min(t.k_box.kw_tile, kw_total - kw0),
-                           std::min(t.k_box.c_tile, channels - c0)});
-        }
-      }
+    for (int64_t b = 0; b < t.k_boxes.count; ++b) {
+      const int64_t k0 = t.k_boxes.begin(b), k1 = t.k_boxes.begin(b + 1);
+      boxes.push_back({k0, k1 - k0, k_pieces(k0, k1, kh_total, kw_total, channels)});
     }
     const std::vector<MTile> tiles = m_tiles(k);
     const int64_t window_pitch = t.window_cols * channels * e_;  // bytes per window row (buffer mode)
@@ -481,35 +478,43 @@ class Emitter {
           }
           for (size_t j = 0; j < boxes.size(); ++j) {
             const Box& box = boxes[j];
-            const int64_t kb = box.size();
+            const int64_t kb = box.kb;
             const bool last_k = j + 1 == boxes.size();
-            // A (DMA modes): the im2col rows of this tile for this K box.
+            // A (DMA modes): the im2col rows of this tile for this K box, piece by piece (a
+            // piece is rectangular in (kh, kw, c); its elements go to their place in each row).
             int64_t a_slot = -1;
             if (!window_mode) {
               a_slot = a.take();
               std::vector<Instruction> loads;
-              if (im2col_tensor >= 0) {
-                loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), im2col_tensor,
-                                    {group * k.M + m0, box.kh0, box.kw0, box.c0}, {mt, box.kh, box.kw, box.c}));
-              } else if (k.op == OpKind::Linear) {
-                loads = linear_rows_dma(Opcode::DmaLoad, g_.values[static_cast<size_t>(k.input)], x_tensor, m0, mt, box.c0, box.c,
-                                      a_slot, e_);
-              } else if (k.op == OpKind::MatMul) {
-                loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, a_slot), x_tensor,
-                                    batch_coords(k.input, group, {m0, box.c0}), {mt, box.c}, {}, {box.c * e_, e_}));
-              } else {
-                for (const Segment& s : segments(k, m0, mt)) {
-                  const int64_t c = group * channels + box.c0;
-                  const int64_t dst = a_slot + s.offset * kb * e_;
-                  const int64_t w = s.col * sw - k.conv.pads_begin.back() + box.kw0 * dw;
-                  if (conv2d) {
-                    const int64_t h = s.row * sh - k.conv.pads_begin[0] + box.kh0 * dh;
-                    loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, h, w},
-                                        {s.length, box.kh, box.kw, box.c}, {{0, 0, 0, sw}, {0, 0, dh, 0}, {0, 0, 0, dw}, {0, 1, 0, 0}},
-                                        {kb * e_, box.kw * box.c * e_, box.c * e_, e_}));
-                  } else if (conv1d) {
-                    loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, w}, {s.length, box.kw, box.c},
-                                        {{0, 0, sw}, {0, 0, dw}, {0, 1, 0}}, {kb * e_, box.c * e_, e_}));
+              for (const KPiece& p : box.pieces) {
+                const int64_t piece_dst = a_slot + p.offset * e_;
+                if (im2col_tensor >= 0) {
+                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, piece_dst), im2col_tensor,
+                                      {group * k.M + m0, p.kh0, p.kw0, p.c0}, {mt, p.kh, p.kw, p.c}, {},
+                                      {kb * e_, p.kw * p.c * e_, p.c * e_, e_}));
+                } else if (k.op == OpKind::Linear) {
+                  // K is the input features: a box is one piece of p.c == kb features per row.
+                  for (auto& in : linear_rows_dma(Opcode::DmaLoad, g_.values[static_cast<size_t>(k.input)], x_tensor, m0, mt, p.c0,
+                                                  p.c, piece_dst, e_)) {
+                    loads.push_back(std::move(in));
+                  }
+                } else if (k.op == OpKind::MatMul) {
+                  loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, piece_dst), x_tensor,
+                                      batch_coords(k.input, group, {m0, p.c0}), {mt, p.c}, {}, {kb * e_, e_}));
+                } else {
+                  for (const Segment& s : segments(k, m0, mt)) {
+                    const int64_t c = group * channels + p.c0;
+                    const int64_t dst = piece_dst + s.offset * kb * e_;
+                    const int64_t w = s.col * sw - k.conv.pads_begin.back() + p.kw0 * dw;
+                    if (conv2d) {
+                      const int64_t h = s.row * sh - k.conv.pads_begin[0] + p.kh0 * dh;
+                      loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, h, w},
+                                          {s.length, p.kh, p.kw, p.c}, {{0, 0, 0, sw}, {0, 0, dh, 0}, {0, 0, 0, dw}, {0, 1, 0, 0}},
+                                          {kb * e_, p.kw * p.c * e_, p.c * e_, e_}));
+                    } else if (conv1d) {
+                      loads.push_back(dma(Opcode::DmaLoad, buf(Buffer::Unified, dst), x_tensor, {s.batch, c, w}, {s.length, p.kw, p.c},
+                                          {{0, 0, sw}, {0, 0, dw}, {0, 1, 0}}, {kb * e_, p.c * e_, e_}));
+                    }
                   }
                 }
               }
@@ -523,25 +528,28 @@ class Emitter {
             if (load_b) {
               b_slot = b.take();
               if (t.weights_resident) resident_slot[n_index][j] = b_slot;
-              Instruction in;
-              if (k.op == OpKind::Linear) {
-                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0}, {box.c, nt}, {{0, 1}, {1, 0}});
-              } else if (k.op == OpKind::MatMul) {
-                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, batch_coords(k.weight, group, {box.c0, n0}),
-                         {box.c, nt});
-              } else if (conv2d) {
-                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kh0, box.kw0},
-                         {box.kh, box.kw, box.c, nt}, {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}, {1, 0, 0, 0}});
-              } else {
-                in = dma(Opcode::DmaLoad, buf(Buffer::Weight, b_slot), w_tensor, {oc0, box.c0, box.kw0}, {box.kw, box.c, nt},
-                         {{0, 0, 1}, {0, 1, 0}, {1, 0, 0}});
+              // The box's rows of B, piece by piece: rows p.offset.. of the kb x nt tile.
+              std::vector<Instruction> loads;
+              for (const KPiece& p : box.pieces) {
+                const BufferRef dst = buf(Buffer::Weight, b_slot + p.offset * nt * e_);
+                if (k.op == OpKind::Linear) {
+                  loads.push_back(dma(Opcode::DmaLoad, dst, w_tensor, {oc0, p.c0}, {p.c, nt}, {{0, 1}, {1, 0}}));
+                } else if (k.op == OpKind::MatMul) {
+                  loads.push_back(dma(Opcode::DmaLoad, dst, w_tensor, batch_coords(k.weight, group, {p.c0, n0}), {p.c, nt}));
+                } else if (conv2d) {
+                  loads.push_back(dma(Opcode::DmaLoad, dst, w_tensor, {oc0, p.c0, p.kh0, p.kw0}, {p.kh, p.kw, p.c, nt},
+                                      {{0, 0, 1, 0}, {0, 0, 0, 1}, {0, 1, 0, 0}, {1, 0, 0, 0}}));
+                } else {
+                  loads.push_back(dma(Opcode::DmaLoad, dst, w_tensor, {oc0, p.c0, p.kw0}, {p.kw, p.c, nt},
+                                      {{0, 0, 1}, {0, 1, 0}, {1, 0, 0}}));
+                }
               }
               // Resident weights are one set: n-tiles outer, per n-tile (reused slots); M tiles
               // outer, for the whole kernel.
               const bool set_start = t.m_outer ? (first_visit && j == 0) : (j == 0);
-              if (!t.weights_resident || set_start) in.waits = {b_free};
-              in.signals = {b_ready};
-              add(in);
+              if (!t.weights_resident || set_start) loads.front().waits = {b_free};
+              loads.back().signals = {b_ready};
+              for (auto& in : loads) add(std::move(in));
             } else {
               b_slot = resident_slot[n_index][j];
             }
@@ -572,9 +580,12 @@ class Emitter {
             if (!resident_in && (!window_mode || (last_k && window_last_use))) done.push_back(a_free);
             if (last_k) done.push_back(acc_ready);
             if (window_mode) {
-              // One matmul per output row: the box's vectors, one pixel (sw columns) apart.
-              mm.src = buf(Buffer::Unified, window + box.kh0 * dh * pitch + box.kw0 * dw * channels * e_ + box.c0 * e_);
-              mm.src_stride = sw * channels * e_;
+              // One matmul per output row: the box's vectors, one pixel (sw columns) apart, each
+              // read from the window in place (a vector pattern when the box is not one run).
+              const int64_t pixel = resident_in ? resident_in->channels * e_ : channels * e_;  // window bytes per pixel
+              mm.src = buf(Buffer::Unified, window + window_vector(mm, box.k0, kb, {kh_total, kw_total, channels},
+                                                                   {dh * pitch, dw * pixel, e_}));
+              mm.src_stride = sw * pixel;
               mm.count = tile.cols;
               matmul_rows(mm, tile.rows, sh * pitch, tile.cols * nt * 4, done);
             } else {
@@ -699,6 +710,52 @@ class Emitter {
   // the m-th index of the leading dims in row-major order (a rank-1 value is one row). One DMA
   // moves each run of rows that is contiguous along the second-to-last dim; its buffer rows are
   // `row_bytes` apart.
+  // A window-mode matmul reads K indices [k0, k0 + kb) of a window whose (kh, kw, c) are
+  // `stride` bytes apart: returns the byte offset of the first element from the window's start,
+  // and gives `mm` a vector pattern unless the elements are one contiguous run. Dimensions
+  // that lie next to each other are merged and the pattern starts in the kernel row of k0, so
+  // a box of a 3x3x64 window reads as `vector_extent=[2,192] vector_start=64`.
+  int64_t window_vector(Instruction& mm, int64_t k0, int64_t kb, std::vector<int64_t> extent, std::vector<int64_t> stride) const {
+    // Merge d into d+1 where d's step is exactly d+1's whole extent; drop dimensions of 1.
+    for (size_t d = extent.size() - 1; d-- > 0;) {
+      if (stride[d] == extent[d + 1] * stride[d + 1]) {
+        extent[d + 1] *= extent[d];
+        extent[d] = 1;
+      }
+    }
+    std::vector<int64_t> e, st;
+    for (size_t d = 0; d < extent.size(); ++d) {
+      if (extent[d] > 1) {
+        e.push_back(extent[d]);
+        st.push_back(stride[d]);
+      }
+    }
+    if (e.empty()) {
+      e = {1};
+      st = {e_};
+    }
+    // Fold the outermost digit of k0 into the address.
+    int64_t inner = 1;
+    for (size_t d = 1; d < e.size(); ++d) inner *= e[d];
+    const int64_t first_outer = k0 / inner, last_outer = (k0 + kb - 1) / inner;
+    const int64_t base = first_outer * st[0];
+    e[0] = last_outer - first_outer + 1;
+    mm.vector_start = k0 - first_outer * inner;
+    mm.vector_extent = e;
+    mm.vector_stride = st;
+    const std::vector<int64_t> offsets = vector_offsets(mm, kb, e_);
+    bool contiguous = true;
+    for (int64_t r = 0; r < kb && contiguous; ++r) contiguous = offsets[static_cast<size_t>(r)] == offsets[0] + r * e_;
+    const int64_t first = offsets[0];
+    if (contiguous) {
+      mm.vector_extent.clear();
+      mm.vector_stride.clear();
+      mm.vector_start = 0;
+      return base + first;
+    }
+    return base;
+  }
+
   std::vector<Instruction> linear_rows_dma(Opcode op, const Value& v, int tensor, int64_t m0, int64_t mt, int64_t c0,
                                            int64_t c, int64_t slot, int64_t e) {
     std::vector<Instruction> out;

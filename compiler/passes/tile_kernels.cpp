@@ -1,11 +1,9 @@
 // tile_kernels: fit every GEMM to the array and the buffers.
 //
 // Weight-stationary mapping: K -> array rows, N -> array columns, M streams through. The K
-// dimension of a convolution is (kh, kw, c) with c innermost; a tile of it (a "K box") is
-// chosen so one load_stationary fills as many rows as possible:
-//   C/groups >= rows        -> one kernel tap, `rows` channels at a time
-//   KW * C/groups <= rows   -> whole kernel rows: as many kh as fit, all kw, all channels
-//   otherwise               -> one kh, as many kw taps as fit, all channels
+// dimension of a convolution is (kh, kw, c) with c innermost; it is cut into ceil(K / rows)
+// "K boxes" of consecutive indices, balanced, each filling up to all rows of one
+// load_stationary whatever taps and kernel rows it crosses.
 // The M tile is the largest that lets two A slots and two output slots fit the unified
 // buffer and two accumulator slots fit the accumulators (double buffering: each tile uses at
 // most half), rounded down to whole output rows when it spans more than one.
@@ -72,22 +70,17 @@ void charge_output_chunks(InstructionBudget& budget, const Graph& graph, const s
   budget.charge(name, chunks, chunks);
 }
 
-KBox choose_k_box(const GemmKernel& k, int64_t rows) {
-  const int64_t channels = k.conv.in_channels / k.groups;
-  const int64_t kw = k.conv.kernel.back();
-  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
-  KBox box;
-  if (channels >= rows) {
-    box.c_tile = rows;
-  } else if (kw * channels <= rows) {
-    box.c_tile = channels;
-    box.kw_tile = kw;
-    box.kh_tile = std::min(kh, rows / (kw * channels));
-  } else {
-    box.c_tile = channels;
-    box.kw_tile = std::min(kw, rows / channels);
-  }
-  return box;
+// K = (kh, kw, c) in as few boxes as the array's rows allow, ceil(K / rows), of balanced sizes.
+// A box may cross taps and kernel rows: the DMA loads its pieces, and in the buffer the MXU
+// reads it from the input window with a vector pattern (emit_program).
+KBoxes choose_k_boxes(const GemmKernel& k, int64_t rows) { return KBoxes{k.K, ceil_div(k.K, rows)}; }
+
+// "3x3 taps x 64 channels = 576 in 3 boxes of 192 of 256 array rows" (a linear layer: its K).
+std::string k_box_text(const GemmKernel& k, const GemmTiling& t, int64_t rows) {
+  const bool taps = k.op == OpKind::Conv;
+  const int64_t kw = k.conv.kernel.back(), kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
+  return fmt::format("K {}{} in {} of {} of {} array rows", taps ? fmt::format("{}x{} taps x {} channels = ", kh, kw, k.conv.in_channels / k.groups) : "",
+                     k.K, counted(t.k_tiles, "box", "boxes"), k_box_sizes(t.k_boxes), rows);
 }
 
 // The model's element type must be what the matrix unit multiplies, and a bias is added in
@@ -118,22 +111,6 @@ void require_weight_stationary(const ArchConfig& arch, const Graph& graph) {
                             "target (e.g. --set mxu.dataflow=ws) — os and is programs can be written by hand",
                             arch.name, dataflow_name(arch.mxu.dataflow)));
   }
-}
-
-// Buffer-mode K boxes: the MXU reads a vector of the box from one place of the input window
-// (HWC layout), so a box is one kernel row: `rows` channels of one tap, or (without
-// dilation) a run of whole taps along kw with all channels, which lie next to each other.
-KBox choose_buffer_box(const GemmKernel& k, int64_t rows) {
-  const int64_t channels = k.conv.in_channels / k.groups;
-  const int64_t kw = k.conv.kernel.back();
-  KBox box;
-  if (channels >= rows) {
-    box.c_tile = rows;
-  } else {
-    box.c_tile = channels;
-    if (k.conv.dilations.back() == 1) box.kw_tile = std::min(kw, rows / channels);
-  }
-  return box;
 }
 
 // Buffer-mode M tiles: whole output rows (as many as fit), else a run of one row. Returns
@@ -197,8 +174,6 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   const int64_t e_out = dtype_size(graph.values.at(static_cast<size_t>(k.output)).dtype);
   GemmTiling& t = k.tiling;
   const int64_t channels = k.conv.in_channels / k.groups;
-  const int64_t kw = k.conv.kernel.back();
-  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
   t.n_tile = std::min(k.N, cols);
   t.n_tiles = ceil_div(k.N, t.n_tile);
   const std::string earlier = t.why.empty() ? "" : t.why + "; ";
@@ -207,21 +182,21 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   // Weights: keep every k-tile of an n-tile in wb when they fit (reused by every M tile),
   // else stream them through two slots (one when wb holds a single tile).
   const int64_t wb = arch.weight_buffer.bytes;
-  auto plan_weights = [&](KBox box) {
-    t.k_box = box;
-    t.k_tiles = ceil_div(kh, box.kh_tile) * ceil_div(kw, box.kw_tile) * ceil_div(channels, box.c_tile);
-    t.b_slot_bytes = box.size() * t.n_tile * e;
+  auto plan_weights = [&](KBoxes boxes) {
+    t.k_boxes = boxes;
+    t.k_tiles = boxes.count;
+    t.b_slot_bytes = boxes.largest() * t.n_tile * e;
     t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
     t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
     if (t.b_slots < 1) {
       throw Error(op_location(graph, k.name),
                   fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
-                              "buffer; give the machine a larger weight_buffer", k.name, box.size(), t.n_tile, e, wb));
+                              "buffer; give the machine a larger weight_buffer", k.name, boxes.largest(), t.n_tile, e, wb));
     }
   };
 
   if (k.op == OpKind::Conv && k.im2col == Im2colMode::Buffer) {
-    plan_weights(choose_buffer_box(k, rows));
+    plan_weights(choose_k_boxes(k, rows));
     if (tile_window(k, arch, e, e_out)) {
       t.chosen = true;
       charge_gemm(budget, k);
@@ -246,11 +221,10 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
                             std::min(n_outer, m_outer), std::max(n_outer, m_outer));
       }
       t.why = earlier + fmt::format(
-          "im2col in the buffer: {}x{} output pixels per tile read from {}{}x{}x{} input window; K box {}x{} taps x {} "
-          "channels = {} of {} array rows; N tile {} of {} columns; weights {}",
+          "im2col in the buffer: {}x{} output pixels per tile read from {}{}x{}x{} input window; {}; N tile {} of {} "
+          "columns; weights {}",
           t.tile_rows, t.tile_cols, k.buffers.input ? "the resident input: a " : "a ", t.window_rows, t.window_cols, channels,
-          t.k_box.kh_tile, t.k_box.kw_tile,
-          t.k_box.c_tile, t.k_box.size(), rows, t.n_tile, cols,
+          k_box_text(k, t, rows), t.n_tile, cols,
           t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                              : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s")) + order;
       return;
@@ -265,8 +239,8 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
     fallback = "the input window of one output pixel does not fit the unified buffer, so the DMA walks im2col; ";
   }
 
-  plan_weights(choose_k_box(k, rows));
-  const int64_t kb = t.k_box.size();
+  plan_weights(choose_k_boxes(k, rows));
+  const int64_t kb = t.k_boxes.largest();
   // The M tile: two A slots + two output slots in ub, two accumulator slots in acc.
   const int64_t per_row_ub = 2 * kb * e + (k.buffers.output ? 0 : 2 * t.n_tile * e_out);
   const int64_t per_row_acc = 2 * t.n_tile * 4;
@@ -290,10 +264,9 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   t.acc_slot_bytes = m * t.n_tile * 4;
   t.chosen = true;
   t.why = earlier + fallback + fmt::format(
-      "{}K box {}x{}x{} = {} of {} array rows; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes "
-      "double-buffered); weights {}",
-      k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", t.k_box.kh_tile, t.k_box.kw_tile,
-      t.k_box.c_tile, kb, rows, t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
+      "{}{}; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes double-buffered); weights {}",
+      k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", k_box_text(k, t, rows),
+      t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
       t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
 }

@@ -163,13 +163,17 @@ TEST_CASE("explain conv: the im2col matrix reads the input elements the convolut
   CHECK(r.out.find("M = output pixels = 25") != std::string::npos);
   CHECK(r.out.find("K = in_channels/groups x kernel points = 2 x 9 = 18") != std::string::npos);
   CHECK(r.out.find("each element is read 9.00 times") != std::string::npos);
-  CHECK(r.out.find("6 K tiles x 1 N tile x 1 M tile") != std::string::npos);
+  // K = 18 on 4 rows: ceil(18 / 4) = 5 boxes of consecutive k, 3 or 4 each.
+  CHECK(r.out.find("5 K tiles x 1 N tile x 1 M tile") != std::string::npos);
+  CHECK(r.out.find("  K tile     0     0     0     1     1     1     1     2     2     2     3     3     3     3     4     4     4     4 \n") !=
+        std::string::npos);
   // Each mode compiled and run: materialize reads the im2col matrix back, buffer reads the input once.
   std::smatch buffer, materialize;
   REQUIRE(std::regex_search(r.out, buffer, std::regex("  buffer +\\d+ +(\\d+)")));
   REQUIRE(std::regex_search(r.out, materialize, std::regex("  materialize +\\d+ +(\\d+)")));
   CHECK(std::stoll(buffer[1]) < std::stoll(materialize[1]));
-  CHECK(r.out.find("tile 0: 4 x 3 weights") != std::string::npos);
+  CHECK(r.out.find("tile 0: 3 x 3 weights") != std::string::npos);
+  CHECK(r.out.find("tile 1: 4 x 3 weights") != std::string::npos);
 
   // 1-D, causal padding and dilation 2: output w reads inputs w - 4, w - 2, w.
   auto d = run_tpusim("explain conv --size 12 --kernel 3 --padding causal --dilation 2 --in-channels 1 --out-channels 2 "
@@ -217,8 +221,10 @@ TEST_CASE("explain layer: one layer of a real model, its fit and what bounds it"
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("Its GEMM: M = 12544 (output pixels or rows), K = 147 (the reduction), N = 64") != std::string::npos);
-  CHECK(r.out.find("a weight tile fills 21 of 256 rows and 64 of 256 columns") != std::string::npos);
-  CHECK(r.out.find("Diagnosis: poorly mapped") != std::string::npos);
+  // All of K = 7x7 taps x 3 channels in one box, across the kernel's rows.
+  CHECK(r.out.find("a weight tile fills 147 of 256 rows and 64 of 256 columns") != std::string::npos);
+  CHECK(r.out.find("rows: the whole reduction K = 147 fills 147 of 256 rows") != std::string::npos);
+  CHECK(r.out.find("Diagnosis: vector-unit-bound") != std::string::npos);
   auto a = run_tpusim("explain layer examples/models/resnet18.yaml --layer conv1 --cycles 30:32");
   REQUIRE(a.exit_code == 0);
   CHECK(count_of(a.out, "\ncycle ") == 3);

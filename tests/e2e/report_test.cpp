@@ -51,7 +51,7 @@ TEST_CASE("report: every rendering written to -o DIR, the same on every run", "[
   CHECK(layers[4]["op"] == "residual add");
   CHECK(layers[1]["op"] == "depthwise conv");
   CHECK(layers[4]["op_text"].get<std::string>().starts_with("residual add: pw + proj"));
-  CHECK(layers[0]["gemm"]["rows_used"] == 9);  // conv1: K box 1x3 taps x 3 channels
+  CHECK(layers[0]["gemm"]["rows_used"] == 27);  // conv1: all of K = 3x3 taps x 3 channels in one box
   // One CSV row per layer under each header.
   for (size_t i = 2; i < 6; ++i) {
     INFO(files[i]);

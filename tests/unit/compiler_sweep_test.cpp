@@ -100,7 +100,9 @@ std::vector<int64_t> same_pads(int64_t stride, int64_t dilation) {
 
 }  // namespace
 
-TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within the derived bounds against direct convolution", "[compiler][sweep]") {
+TEST_CASE(
+    "conv2d sweep: int8 bit-exact and bf16 within the derived bounds against direct convolution",
+    "[compiler][sweep]") {
   int cases = 0;
   for (DType type : {DType::Int8, DType::BF16}) {
     ArchConfig arch = sweep_arch(type);
@@ -115,45 +117,61 @@ TEST_CASE("conv2d sweep: int8 bit-exact and bf16 within the derived bounds again
           };
           for (const ConvCase& c : paddings) {
             for (const char* depthwise : {"auto", "vpu"}) {
-              if (groups != 6 && std::string(depthwise) == "vpu") continue;
-              const bool relu = (stride + dilation + groups) % 2 == 0;
-              INFO(fmt::format("{} stride {} dilation {} groups {} padding {} depthwise {} relu {}", dtype_name(type), stride,
-                               dilation, groups, c.padding_name, depthwise, relu));
-              Graph graph = conv_graph(c, type, relu);
-              CompileOptions options;
-              options.lowering.depthwise = depthwise;
-              CompileResult compiled = compile_graph(graph, arch, options);
-              MachineState state = make_machine_state(compiled.program, target_limits(arch));
-              auto given = place_model_inputs(compiled, "", 7, state);
-              SimulationResult result = simulate_program(compiled.program, arch, state);
-              ModelCheck check = check_model_outputs(compiled, given, state);
-              INFO(check.text);
-              REQUIRE(check.ok);
-              // One kernel (the conv, with its relu) compared element by element, and the output.
-              REQUIRE(check.kernels_checked == 1);
-              REQUIRE(check.kernels.size() == 1);
-              CHECK(check.kernels[0].comparison.elements ==
-                    compiled.graph.values[static_cast<size_t>(compiled.graph.outputs[0])].element_count());
-              CHECK(check.kernels[0].comparison.mismatches == 0);
-              REQUIRE(check.outputs.size() == 1);
-              CHECK(check.outputs[0].ok);
-              if (type == DType::Int8) {
-                CHECK(check.kernels_bit_exact == 1);
-                CHECK(check.outputs[0].reference.bit_exact);
-              } else {
-                CHECK(check.outputs[0].relative_rms_error <= check.outputs[0].bound);
+              for (Im2colMode mode :
+                   {Im2colMode::Buffer, Im2colMode::Dma, Im2colMode::Materialize}) {
+                if (groups != 6 && std::string(depthwise) == "vpu") continue;
+                const bool relu = (stride + dilation + groups) % 2 == 0;
+                // K boxes of 4 rows cross taps and kernel rows (K = 54, 27 or 9): the buffer mode
+                // reads them with vector patterns, the DMA modes load them piece by piece. The PE
+                // array runs every other case.
+                const Fidelity fidelity = cases % 2 == 0 ? Fidelity::Pe : Fidelity::Fast;
+                INFO(fmt::format(
+                    "{} stride {} dilation {} groups {} padding {} depthwise {} relu {} im2col {} "
+                    "fidelity {}",
+                    dtype_name(type), stride, dilation, groups, c.padding_name, depthwise, relu,
+                    im2col_mode_name(mode), fidelity == Fidelity::Pe ? "pe" : "fast"));
+                Graph graph = conv_graph(c, type, relu);
+                CompileOptions options;
+                options.lowering.depthwise = depthwise;
+                options.lowering.im2col = mode;
+                CompileResult compiled = compile_graph(graph, arch, options);
+                MachineState state = make_machine_state(compiled.program, target_limits(arch));
+                auto given = place_model_inputs(compiled, "", 7, state);
+                SimulationOptions simulation;
+                simulation.fidelity = fidelity;
+                SimulationResult result =
+                    simulate_program(compiled.program, arch, state, simulation);
+                ModelCheck check = check_model_outputs(compiled, given, state);
+                INFO(check.text);
+                REQUIRE(check.ok);
+                // One kernel (the conv, with its relu) compared element by element, and the output.
+                REQUIRE(check.kernels_checked == 1);
+                REQUIRE(check.kernels.size() == 1);
+                CHECK(check.kernels[0].comparison.elements ==
+                      compiled.graph.values[static_cast<size_t>(compiled.graph.outputs[0])]
+                          .element_count());
+                CHECK(check.kernels[0].comparison.mismatches == 0);
+                REQUIRE(check.outputs.size() == 1);
+                CHECK(check.outputs[0].ok);
+                if (type == DType::Int8) {
+                  CHECK(check.kernels_bit_exact == 1);
+                  CHECK(check.outputs[0].reference.bit_exact);
+                } else {
+                  CHECK(check.outputs[0].relative_rms_error <= check.outputs[0].bound);
+                }
+                // Every multiply-accumulate of the model, on the MXU or (depthwise) the VPU.
+                const bool on_vpu =
+                    std::holds_alternative<DepthwiseKernel>(compiled.kernels.kernels[0]);
+                CHECK(result.totals.useful_macs == (on_vpu ? 0 : graph_macs(compiled.graph)));
+                ++cases;
               }
-              // Every multiply-accumulate of the model, on the MXU or (depthwise) the VPU.
-              const bool on_vpu = std::holds_alternative<DepthwiseKernel>(compiled.kernels.kernels[0]);
-              CHECK(result.totals.useful_macs == (on_vpu ? 0 : graph_macs(compiled.graph)));
-              ++cases;
             }
           }
         }
       }
     }
   }
-  CHECK(cases == 2 * 2 * 2 * (3 * 4 + 4));
+  CHECK(cases == 2 * 2 * 2 * (3 * 4 + 4) * 3);
 }
 
 // The checks fail when the simulator is wrong: one element of the simulated output changed
