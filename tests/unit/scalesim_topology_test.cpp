@@ -202,7 +202,8 @@ TEST_CASE("a name with 'DP' is SCALE-Sim's depthwise layer: one GEMM per channel
   CHECK(graph.ops[0].attr_int("groups", 1) == 6);
   CHECK(value(graph, "Conv_DP.w").shape == std::vector<int64_t>{12, 1, 3, 3});
   CHECK(value(graph, "Conv_DP").shape == std::vector<int64_t>{1, 12, 7, 7});
-  const GemmKernel& k = gemm(unroll_to_kernels(graph, LoweringOptions{}), "Conv_DP");
+  const KernelModule module = unroll_to_kernels(graph, LoweringOptions{});
+  const GemmKernel& k = gemm(module, "Conv_DP");
   CHECK(k.groups == 6);
   CHECK(mkn(k) == Mkn{49, 9, 2});
   // SCALE-Sim matches "DP" case-sensitively.
