@@ -28,13 +28,13 @@ echo "|---|---|---|---|---|---|---|---|---|"
 for mask in full causal window; do
   for lowering in materialized flash; do
     report=$("$tpusim" run "$work/$mask.yaml" --arch tpu-v4-like --no-race-check --attention "$lowering")
-    # Per-label row: label, span, mxu busy, useful MACs, util, map eff, dram bytes, sram bytes.
-    read -r span dram < <(awk '$1 == "attn" && NF == 8 { print $2, $7; exit }' <<< "$report")
-    # Per-label causes row: label, then mxu, vpu, dma as busy/dma/tokens/weights/conflict.
-    read -r mxu vpu < <(awk '$1 == "attn" && NF == 4 && $2 ~ /\// { split($2, m, "/"); split($3, v, "/"); print m[1], v[1]; exit }' <<< "$report")
+    # Per-label row: label, op, cycles, share, span, util, map eff, mxu busy, dram bytes, bound.
+    read -r span dram < <(awk '$1 == "attn" && NF == 10 { print $5, $9; exit }' <<< "$report")
+    # Per-label causes row: label, then dma, mxu, vpu as busy/dma/tokens/weights/conflict.
+    read -r mxu vpu < <(awk '$1 == "attn" && NF == 4 && $2 ~ /\// { split($3, m, "/"); split($4, v, "/"); print m[1], v[1]; exit }' <<< "$report")
     tiles=$(sed -n 's/.*attention, [a-z]*: score tiles [0-9x]* per head, \([0-9]*\) computed of \([0-9]*\).*/\1 of \2/p' <<< "$report")
     total=$(awk '$1 == "total" && $2 == "cycles" { print $3; exit }' <<< "$report")
-    block_dram=$(awk '$1 == "dram" && NF == 3 { print $2 + $3; exit }' <<< "$report")
+    block_dram=$(awk '$1 == "dram" { print $2 + $3; exit }' <<< "$report")
     echo "| $mask | $lowering | $tiles | $span | $mxu | $vpu | $dram | $total | $block_dram |"
   done
 done

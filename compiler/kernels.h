@@ -75,6 +75,11 @@ struct GemmTiling {
   // Buffer use of one tile set, bytes (filled by the tiling pass, placed by allocation).
   int64_t a_slot_bytes = 0, b_slot_bytes = 0, acc_slot_bytes = 0, out_slot_bytes = 0;
   int64_t b_slots = 2;  // ring slots (or k_tiles when resident)
+  // A (DMA-mode im2col rows, linear and matmul rows): two ring slots, or, when every (M tile,
+  // K box) slot of one group fits beside the output slots and there is more than one n-tile,
+  // m_tiles x k_tiles slots: A is loaded once and read by every n-tile.
+  bool a_resident = false;
+  int64_t a_slots = 2;
   // Buffer-mode im2col: a tile is `tile_rows` whole output rows, or one run of `tile_cols`
   // pixels of a row; its input window (rows x padded width x channels) sits in ub.
   int64_t tile_rows = 1, tile_cols = 0, window_rows = 0, window_cols = 0;

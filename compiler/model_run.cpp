@@ -195,9 +195,11 @@ ModelCheck check_model_outputs(const CompileResult& compiled, const std::vector<
   const int64_t on_chip = layers - check.kernels_checked;
   const std::string together =
       on_chip == 0 ? ""
-                   : fmt::format(", in {}: {} its output on chip and is compared together with the layer reading it",
-                                 counted(check.kernels_checked, "comparison"),
-                                 on_chip == 1 ? "1 layer keeps" : fmt::format("{} layers keep", on_chip));
+                   : fmt::format(", in {}: {}", counted(check.kernels_checked, "comparison"),
+                                 on_chip == 1 ? "1 layer keeps its output on chip and is compared together with the layer "
+                                                "reading it"
+                                              : fmt::format("{} layers keep their outputs on chip and are compared together "
+                                                            "with the layers reading them", on_chip));
   if (check.ok && layers == 1) {
     check.text += fmt::format("  check: the 1 layer matches the reference on its simulated inputs ({}){}\n",
                               check.kernels_bit_exact == 1 ? "bit-exact" : "within its float bounds", closest_text);

@@ -27,9 +27,11 @@ bool is_output(const Graph& g, int value) {
   return std::find(g.outputs.begin(), g.outputs.end(), value) != g.outputs.end();
 }
 
-// Why the output of `producer` cannot stay on chip for `consumer` ("" when it can).
+// Why the output of `producer` cannot stay on chip for `consumer` ("" when it can): a
+// convolution read by the next convolution (with im2col in the buffer), or a linear layer read
+// by the next linear layer.
 std::string reason_not_resident(const Graph& g, const GemmKernel& producer, const Kernel* next) {
-  if (producer.op != OpKind::Conv) return "not a convolution";
+  if (producer.op != OpKind::Conv && producer.op != OpKind::Linear) return "not a convolution or a linear layer";
   if (is_output(g, producer.output)) return "a model output";
   if (users(g, producer.output) != 1) return "read by more than one op";
   const GemmKernel* consumer = next ? std::get_if<GemmKernel>(next) : nullptr;
@@ -47,6 +49,12 @@ std::string reason_not_resident(const Graph& g, const GemmKernel& producer, cons
                                           }
                                         }, *next);
   if (!next_reads_it) return "its reader is not the next kernel";
+  // A linear layer's rows, stored as they are in DRAM, are the rows of A of the next linear
+  // layer; a convolution's output is stored in its reader's im2col window layout.
+  if (producer.op == OpKind::Linear) {
+    if (!consumer || consumer->op != OpKind::Linear) return fmt::format("its reader '{}' is not a linear layer", next_name);
+    return "";
+  }
   if (!consumer || consumer->op != OpKind::Conv) return fmt::format("its reader '{}' is not a convolution on the MXU", next_name);
   if (consumer->im2col != Im2colMode::Buffer) return "its reader does not use im2col in the buffer";
   if (consumer->groups != 1) return "its reader is a grouped convolution";

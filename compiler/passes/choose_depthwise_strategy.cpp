@@ -18,15 +18,30 @@ bool is_depthwise(const GemmKernel& k) {
 }
 
 // MXU: per channel and K box, shift the box in and stream every output pixel through (the
-// pipeline fill and drain, R + 1, once per channel). With im2col in the buffer a box is one
-// kernel row (up to KW taps); with the DMA it can hold several kernel rows.
+// pipeline fill and drain, R + 1, once per channel). A channel's K = KH * KW taps is cut into
+// ceil(K / R) boxes of consecutive taps, as the tiling pass cuts it.
+int64_t mxu_box(const GemmKernel& k, const ArchConfig& arch) {
+  const int64_t taps = k.conv.kernel_points();
+  return ceil_div(taps, ceil_div(taps, arch.mxu.rows));
+}
+
+// The array's part, the epilogue's and the DMA's; the slowest bounds the layer. The epilogue:
+// each channel's accumulators leave through the vector unit one output pixel per lane-vector
+// (a channel is one column of the array), converted and then clipped or rectified, so the
+// vector unit takes pixels x (1 + activation ops) vectors per channel. The DMA: each channel
+// loads its own input window and weights, two transfers with two in flight, about one DRAM
+// latency per channel.
 int64_t mxu_estimate(const GemmKernel& k, const ArchConfig& arch) {
-  const int64_t rows = arch.mxu.rows;
-  const int64_t kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1, kw = k.conv.kernel.back();
-  const int64_t box = k.im2col == Im2colMode::Buffer ? std::min(kw, rows) : std::min(kh * kw, rows);
-  const int64_t boxes = k.im2col == Im2colMode::Buffer ? kh * ceil_div(kw, box) : ceil_div(kh * kw, box);
+  const int64_t taps = k.conv.kernel_points(), box = mxu_box(k, arch);
   const int64_t pixels = k.conv.batch * k.conv.out_pixels();
-  return k.groups * (boxes * (box + pixels) + rows + 1);
+  const int64_t array = k.groups * (ceil_div(taps, box) * (box + pixels) + arch.mxu.rows + 1);
+  const VpuConfig& v = arch.vpu;
+  int64_t per_vector = v.convert.interval;
+  if (k.epilogue.activation == Epilogue::Activation::Relu) per_vector += v.max.interval;
+  if (k.epilogue.activation == Epilogue::Activation::Clip) per_vector += 2 * v.max.interval;
+  const int64_t epilogue = k.groups * pixels * per_vector;
+  const int64_t dma = k.groups * arch.dram.latency_cycles;
+  return std::max({array, epilogue, dma});
 }
 
 // VPU: per tap, widen the window, multiply, add: three passes over C*OH*OW elements.
@@ -48,8 +63,7 @@ void choose_depthwise_strategy(KernelModule& module, const ArchConfig& arch, con
     const bool use_vpu = options.depthwise == "vpu" || (options.depthwise == "auto" && vpu < mxu);
     const std::string why = fmt::format(
         "depthwise: MXU one channel at a time ~{} cycles (at most {} of {} PEs busy), VPU {} lanes ~{} cycles -> {}{}",
-        mxu, std::min(gemm->im2col == Im2colMode::Buffer ? gemm->conv.kernel.back() : gemm->conv.kernel_points(), arch.mxu.rows),
-        arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes, vpu,
+        mxu, mxu_box(*gemm, arch), arch.mxu.rows * arch.mxu.cols, arch.vpu.lanes, vpu,
         use_vpu ? "VPU" : "MXU", options.depthwise == "auto" ? "" : " (forced by --depthwise)");
     if (!use_vpu) {
       gemm->tiling.why = why;  // the tiling pass appends its own reasoning

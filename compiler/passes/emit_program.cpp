@@ -343,13 +343,13 @@ class Emitter {
                         k.groups > 1 ? fmt::format(" x {} groups", k.groups) : "", t.why));
 
     // Buffer plan: ub = [A slots (windows or im2col rows)][out slots], wb = B slots, acc = 2 slots.
-    Ring a{0, t.a_slot_bytes, 2}, out{2 * t.a_slot_bytes, t.out_slot_bytes, 2}, acc{0, t.acc_slot_bytes, 2};
+    Ring a{0, t.a_slot_bytes, t.a_slots}, out{t.a_slots * t.a_slot_bytes, t.out_slot_bytes, 2}, acc{0, t.acc_slot_bytes, 2};
     Ring b{0, t.b_slot_bytes, t.b_slots};
 
     const std::optional<ResidentTensor>& resident_in = k.buffers.input;
     const std::optional<ResidentTensor>& resident_out = k.buffers.output;
     int a_ready = resident_in ? -1 : token("a_ready", Unit::Dma, Unit::Mxu);
-    int a_free = resident_in ? -1 : token("a_free", Unit::Mxu, Unit::Dma, 2);
+    int a_free = resident_in ? -1 : token("a_free", Unit::Mxu, Unit::Dma, t.a_slots);
     int b_ready = token("b_ready", Unit::Dma, Unit::Mxu);
     int b_free = token("b_free", Unit::Mxu, Unit::Dma, t.weights_resident ? 1 : t.b_slots);
     const bool bias = k.bias >= 0;
@@ -482,9 +482,12 @@ class Emitter {
             const bool last_k = j + 1 == boxes.size();
             // A (DMA modes): the im2col rows of this tile for this K box, piece by piece (a
             // piece is rectangular in (kh, kw, c); its elements go to their place in each row).
+            // Resident A: slot (M tile, K box), loaded by the first n-tile, freed by the last.
             int64_t a_slot = -1;
-            if (!window_mode) {
-              a_slot = a.take();
+            const bool load_a = !window_mode && !resident_in && (!t.a_resident || first_n);
+            if (t.a_resident) a_slot = static_cast<int64_t>(ti * boxes.size() + j) * t.a_slot_bytes;
+            if (load_a) {
+              if (!t.a_resident) a_slot = a.take();
               std::vector<Instruction> loads;
               for (const KPiece& p : box.pieces) {
                 const int64_t piece_dst = a_slot + p.offset * e_;
@@ -571,13 +574,14 @@ class Emitter {
             mm.accumulate = bias || j > 0;
             if (j == 0) {
               mm.waits = {bias ? bias_ready : acc_free};
-              if (!resident_in && window_first_use) mm.waits.push_back(a_ready);
+              if (!resident_in && (window_mode ? window_first_use : load_a)) mm.waits.push_back(a_ready);
               if (resident_in && first_visit && group == 0) mm.waits.push_back(input_written);
-            } else if (!window_mode) {
+            } else if (load_a) {
               mm.waits = {a_ready};
             }
             std::vector<int> done;
-            if (!resident_in && (!window_mode || (last_k && window_last_use))) done.push_back(a_free);
+            const bool a_done = t.a_resident ? last_n : !window_mode || (last_k && window_last_use);
+            if (!resident_in && a_done) done.push_back(a_free);
             if (last_k) done.push_back(acc_ready);
             if (window_mode) {
               // One matmul per output row: the box's vectors, one pixel (sw columns) apart, each
@@ -588,6 +592,14 @@ class Emitter {
               mm.src_stride = sw * pixel;
               mm.count = tile.cols;
               matmul_rows(mm, tile.rows, sh * pitch, tile.cols * nt * 4, done);
+            } else if (resident_in) {
+              // A linear layer's input rows where the previous linear layer wrote them.
+              const ResidentTensor& r = *resident_in;
+              mm.src = buf(Buffer::Unified, r.base + (m0 * r.channels + box.k0) * e_);
+              mm.src_stride = r.channels * e_;
+              mm.count = mt;
+              mm.signals = done;
+              add(mm);
             } else {
               mm.src = buf(Buffer::Unified, a_slot);
               mm.src_stride = kb * e_;

@@ -180,14 +180,15 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   std::string fallback;
 
   // Weights: keep every k-tile of an n-tile in wb when they fit (reused by every M tile),
-  // else stream them through two slots (one when wb holds a single tile).
+  // else stream them through as many slots as the weight buffer holds (a FIFO of tiles: the DMA
+  // runs that many tiles ahead of the array).
   const int64_t wb = arch.weight_buffer.bytes;
   auto plan_weights = [&](KBoxes boxes) {
     t.k_boxes = boxes;
     t.k_tiles = boxes.count;
     t.b_slot_bytes = boxes.largest() * t.n_tile * e;
     t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
-    t.b_slots = t.weights_resident ? t.k_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
+    t.b_slots = t.weights_resident ? t.k_tiles : wb / t.b_slot_bytes;
     if (t.b_slots < 1) {
       throw Error(op_location(graph, k.name),
                   fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
@@ -213,7 +214,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
         if (m_outer < n_outer) {
           t.m_outer = true;
           t.weights_resident = all_resident;
-          t.b_slots = all_resident ? t.k_tiles * t.n_tiles : std::min<int64_t>(2, wb / t.b_slot_bytes);
+          t.b_slots = all_resident ? t.k_tiles * t.n_tiles : wb / t.b_slot_bytes;
         }
         order = fmt::format("; loop order {} (about {} DRAM bytes of windows and weights, against {} the other way)",
                             t.m_outer ? "M tiles outer: each window read once for every n-tile"
@@ -241,11 +242,12 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
 
   plan_weights(choose_k_boxes(k, rows));
   const int64_t kb = t.k_boxes.largest();
-  // The M tile: two A slots + two output slots in ub, two accumulator slots in acc.
-  const int64_t per_row_ub = 2 * kb * e + (k.buffers.output ? 0 : 2 * t.n_tile * e_out);
+  // The M tile: two A slots + two output slots in ub, two accumulator slots in acc. A resident
+  // input needs no A slots (its rows are read where they are), a resident output no output slots.
+  const int64_t per_row_ub = (k.buffers.input ? 0 : 2 * kb * e) + (k.buffers.output ? 0 : 2 * t.n_tile * e_out);
   const int64_t per_row_acc = 2 * t.n_tile * 4;
   const int64_t ub_budget = k.buffers.budget > 0 ? k.buffers.budget : arch.unified_buffer.bytes;
-  int64_t m = std::min({k.M, ub_budget / per_row_ub, arch.accumulator.bytes / per_row_acc});
+  int64_t m = std::min({k.M, per_row_ub > 0 ? ub_budget / per_row_ub : k.M, arch.accumulator.bytes / per_row_acc});
   if (m < 1) {
     throw Error(op_location(graph, k.name),
                 fmt::format("op '{}' cannot be tiled for '{}': even one output pixel needs {} bytes of unified "
@@ -259,16 +261,33 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   t.m_tile = m;
   t.m_tiles = ceil_div(k.M, m);
   charge_gemm(budget, k);
-  t.a_slot_bytes = m * kb * e;
+  t.a_slot_bytes = k.buffers.input ? 0 : m * kb * e;
   t.out_slot_bytes = k.buffers.output ? 0 : m * t.n_tile * e_out;
   t.acc_slot_bytes = m * t.n_tile * 4;
   t.chosen = true;
+  // With more than one n-tile, the rows of A are read once per n-tile unless all of them stay
+  // in the unified buffer: keep them when every slot fits beside the output slots.
+  std::string a_text;
+  if (t.n_tiles > 1 && !k.buffers.input) {
+    const int64_t slots = times(t.m_tiles, t.k_tiles);
+    const int64_t bytes = times(slots, t.a_slot_bytes);
+    if (checked_add(bytes, 2 * t.out_slot_bytes).value_or(INT64_MAX) <= ub_budget) {
+      t.a_resident = true;
+      t.a_slots = slots;
+      a_text = fmt::format("; A resident ({} bytes in {} slot{}, loaded once for all {} n-tiles)", bytes, slots,
+                           slots == 1 ? "" : "s", t.n_tiles);
+    } else {
+      a_text = fmt::format("; A streamed, once per n-tile ({} bytes of A do not fit the {} bytes beside the output slots)",
+                           bytes, ub_budget - 2 * t.out_slot_bytes);
+    }
+  }
   t.why = earlier + fallback + fmt::format(
-      "{}{}; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes double-buffered); weights {}",
+      "{}{}; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes double-buffered); weights {}{}",
       k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", k_box_text(k, t, rows),
       t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
       t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
-                         : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"));
+                         : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"),
+      a_text);
 }
 
 // The slots of an attention kernel for score tiles of q_block x k_block (see AttentionBuffers),

@@ -465,6 +465,57 @@ outputs: [c]
   }
 }
 
+TEST_CASE("allocation keeps a linear layer's output on chip for the next linear layer", "[compiler][allocate]") {
+  // Rows of rank 3 ([2, 3, 10]: 6 rows of A); 10 -> 9 -> 7 -> 5 features: every layer has more
+  // than one n-tile on 4 columns and more than one K box on 4 rows.
+  const std::string chain = R"(name: mlp
+type: int8
+inputs:
+  x: {shape: [2, 3, 10], scale: 0.05}
+layers:
+  - linear: {name: a, out_features: 9, relu: true}
+  - linear: {name: b, out_features: 7, relu: true}
+  - linear: {name: c, out_features: 5}
+outputs: [c]
+)";
+  ArchConfig arch = sweep_arch(DType::Int8);
+  CompileResult compiled = compile_graph(parse_model_yaml(chain, "mlp.yaml"), arch, CompileOptions{});
+  const auto& a = std::get<GemmKernel>(compiled.kernels.kernels[0]);
+  const auto& b = std::get<GemmKernel>(compiled.kernels.kernels[1]);
+  const auto& c = std::get<GemmKernel>(compiled.kernels.kernels[2]);
+  REQUIRE(a.buffers.output);
+  REQUIRE(b.buffers.input);
+  REQUIRE(b.buffers.output);
+  REQUIRE(c.buffers.input);
+  CHECK(!c.buffers.output);
+  // a's output is b's A as it is: 6 rows of 9 features.
+  CHECK(a.buffers.output->bytes == 6 * 9);
+  const ResidentTensor& in = *b.buffers.input;
+  const ResidentTensor& out = *b.buffers.output;
+  CHECK((out.base + out.bytes <= in.base || in.base + in.bytes <= out.base));
+  CHECK(b.buffers.budget <= std::min(in.base, out.base));
+  // The first layer reads its input from DRAM once for its 3 n-tiles: A stays in the buffer.
+  CHECK(a.tiling.a_resident);
+  CHECK(a.tiling.a_slots == a.tiling.m_tiles * a.tiling.k_tiles);
+  CHECK(a.tiling.why.find("A resident") != std::string::npos);
+  CHECK(compiled.tensor_of_value[static_cast<size_t>(a.output)] == -1);
+  CHECK(compiled.tensor_of_value[static_cast<size_t>(b.output)] == -1);
+  for (Fidelity fidelity : {Fidelity::Fast, Fidelity::Pe}) {
+    ModelCheck check = compile_and_check(chain, arch, fidelity);
+    CHECK(check.kernels_checked == 1);
+    REQUIRE(check.kernels.size() == 1);
+    CHECK(check.kernels[0].ops == std::vector<std::string>{"a", "a.relu", "b", "b.relu", "c"});
+    require_bit_exact(check);
+  }
+  // DRAM: the input once, every weight and bias once, the output once.
+  MachineState state = make_machine_state(compiled.program, target_limits(arch));
+  place_model_inputs(compiled, "", 3, state);
+  const SimulationResult result = simulate_program(compiled.program, arch, state);
+  const int64_t weights = 9 * 10 + 9 * 4 + 7 * 9 + 7 * 4 + 5 * 7 + 5 * 4;
+  CHECK(result.totals.traffic.dram_read == 6 * 10 + weights);
+  CHECK(result.totals.traffic.dram_written == 6 * 5);
+}
+
 TEST_CASE("allocation says why a tensor goes to DRAM when it does not fit", "[compiler][allocate]") {
   const std::string wide = R"(name: wide
 type: int8
