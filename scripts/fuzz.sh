@@ -22,7 +22,7 @@ out="$root/build-fuzz"
 seconds="${FUZZ_SECONDS:-30}"
 runs="${FUZZ_RUNS:-}"
 jobs="${FUZZ_JOBS:-1}"
-all_targets=(model arch program graph npy)
+all_targets=(model arch program graph npy topology)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
@@ -66,6 +66,7 @@ seed_globs() {
                   tests/errors/runtime/*.tpu tests/errors/limits/*.tpu ;;
     graph) echo tests/golden/graphs/*.graph tests/errors/graphs/*.graph tests/errors/limits/*.graph ;;
     npy) echo tests/errors/models/weights/*.npy ;;
+    topology) echo examples/scalesim/*.csv tests/errors/topologies/*.csv ;;
   esac
 }
 max_len() {
