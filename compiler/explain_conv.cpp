@@ -152,8 +152,8 @@ ConvExplanation explain_conv(const ConvSpec& spec, const ArchConfig& arch, Im2co
   t += fmt::format("  a weight tile holds a K box of {} consecutive k (across taps and kernel rows) of the {} rows, "
                    "and {} of the {} columns (output channels)\n",
                    k_box_sizes(tiling.k_boxes), arch.mxu.rows, tiling.n_tile, arch.mxu.cols);
-  t += fmt::format("  {} K tile{} x {} N tile{} x {} M tile{} ({} output pixels each)\n", tiling.k_tiles,
-                   tiling.k_tiles == 1 ? "" : "s", tiling.n_tiles, tiling.n_tiles == 1 ? "" : "s", tiling.m_tiles,
+  t += fmt::format("  {} K tile{} x {} N tile{} x {} M tile{} ({} output pixels each)\n", tiling.k_tiles(),
+                   tiling.k_tiles() == 1 ? "" : "s", tiling.n_tiles, tiling.n_tiles == 1 ? "" : "s", tiling.m_tiles,
                    tiling.m_tiles == 1 ? "" : "s", tiling.m_tile);
   for (const std::string& line : kernel_choices(*kernel)) t += "  " + line + "\n";
 

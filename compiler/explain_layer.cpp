@@ -42,7 +42,7 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
     t += fmt::format("\nIts GEMM: M = {} (output pixels or rows), K = {} (the reduction), N = {} (output channels){}\n",
                      gemm->M, gemm->K, gemm->N, gemm->groups > 1 ? fmt::format(", per group ({} groups)", gemm->groups) : "");
     t += fmt::format("  tiles: {} K x {} N x {} M; a weight tile fills {} of {} rows and {} of {} columns\n",
-                     tiling.k_tiles, tiling.n_tiles, tiling.m_tiles, k_box_sizes(tiling.k_boxes), arch.mxu.rows, tiling.n_tile,
+                     tiling.k_tiles(), tiling.n_tiles, tiling.m_tiles, k_box_sizes(tiling.k_boxes), arch.mxu.rows, tiling.n_tile,
                      arch.mxu.cols);
     out.first_tile = {std::min<int64_t>(tiling.m_tile, 8), std::min(tiling.k_boxes.largest(), small_arch.mxu.rows),
                       std::min(tiling.n_tile, small_arch.mxu.cols)};
@@ -87,7 +87,7 @@ LayerExplanation explain_layer(const ModelRun& run, const ArchConfig& arch, cons
         t += fmt::format("  rows: K = {} takes ceil({} / {}) = {} weight tiles, the fewest any packing allows; balanced, "
                          "each holds {} of the {} rows (consecutive k across taps and kernel rows); a reduction that is "
                          "a multiple of {} would fill them\n",
-                         gemm->K, gemm->K, R, tiling.k_tiles, k_box_sizes(tiling.k_boxes), R, R);
+                         gemm->K, gemm->K, R, tiling.k_tiles(), k_box_sizes(tiling.k_boxes), R, R);
       }
     }
     if (l.info.cols_used < C) {

@@ -148,7 +148,7 @@ std::string print_kernels(const KernelModule& module, bool with_tiling) {
       if (with_tiling && k->tiling.chosen) {
         const GemmTiling& t = k->tiling;
         out += fmt::format("  tiles: m {} x {}, n {} x {}, k {} of {}; weights {}\n", t.m_tiles, t.m_tile, t.n_tiles,
-                           t.n_tile, counted(t.k_tiles, "box", "boxes"), k_box_sizes(t.k_boxes),
+                           t.n_tile, counted(t.k_tiles(), "box", "boxes"), k_box_sizes(t.k_boxes),
                            t.weights_resident ? "resident" : "streamed");
         out += fmt::format("  slots: ub {}x{} (A) + 2x{} (out) bytes, wb {}x{} bytes, acc 2x{} bytes\n", t.a_slots, t.a_slot_bytes,
                            t.out_slot_bytes, t.b_slots, t.b_slot_bytes, t.acc_slot_bytes);

@@ -66,7 +66,8 @@ struct GemmTiling {
   bool chosen = false;
   int64_t m_tile = 0, n_tile = 0;  // output pixels (rows) and output channels (columns) per tile
   KBoxes k_boxes;
-  int64_t m_tiles = 0, n_tiles = 0, k_tiles = 0;  // k_tiles = k_boxes.count
+  int64_t m_tiles = 0, n_tiles = 0;
+  int64_t k_tiles() const { return k_boxes.count; }
   bool weights_resident = false;  // weights stay in wb: all k-tiles of an n-tile across its M tiles
                                   // (or, with m_outer, every weight tile for the whole kernel)
   bool m_outer = false;           // loop order: M tiles outer, n-tiles inner (each input window

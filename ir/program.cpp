@@ -273,6 +273,13 @@ std::vector<ByteRun> vector_runs(const std::vector<int64_t>& offsets, int64_t el
   return runs;
 }
 
+ByteSpan vector_span(const Instruction& in, int64_t k, int64_t element_bytes) {
+  if (in.vector_extent.empty()) return {0, k * element_bytes};
+  const std::vector<int64_t> offsets = vector_offsets(in, k, element_bytes);
+  const auto [low, high] = std::minmax_element(offsets.begin(), offsets.end());
+  return {*low, *high + element_bytes};
+}
+
 std::optional<std::string> vector_pattern_problem(const Instruction& in, int64_t k) {
   if (in.vector_extent.empty()) {
     if (!in.vector_stride.empty() || in.vector_start != 0) {

@@ -215,6 +215,11 @@ struct ByteRun {
   int64_t offset = 0, bytes = 0;
 };
 std::vector<ByteRun> vector_runs(const std::vector<int64_t>& offsets, int64_t element_bytes);
+// The bytes one vector of `k` elements touches, [low, high) from the vector's start.
+struct ByteSpan {
+  int64_t low = 0, high = 0;
+};
+ByteSpan vector_span(const Instruction& in, int64_t k, int64_t element_bytes);
 // What is wrong with a matmul's vector pattern for vectors of `k` elements (k = 0: not known
 // yet, only the pattern itself is checked); nullopt when it is sound. Its sizes are bounded
 // (2^40 elements, 2^50 bytes) so no offset can overflow.

@@ -225,10 +225,9 @@ class Verifier {
     }
     if (stationary_rows_ > 0) {
       // One vector spans [low, high) from its start; the vectors are `stride` apart.
-      const std::vector<int64_t> offsets = vector_offsets(in, stationary_rows_, element);
-      const auto [low, high] = std::minmax_element(offsets.begin(), offsets.end());
+      const ByteSpan vector = vector_span(in, stationary_rows_, element);
       const Wide span = (Wide{in.count} - 1) * in.src_stride;
-      check_buffer(in, "src", in.src, std::min<Wide>(span, 0) + *low, std::max<Wide>(span, 0) + *high + element);
+      check_buffer(in, "src", in.src, std::min<Wide>(span, 0) + vector.low, std::max<Wide>(span, 0) + vector.high);
       check_rows(in, "dst", in.dst, in.count, in.dst_stride, stationary_cols_ * 4);
     }
   }

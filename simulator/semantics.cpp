@@ -96,15 +96,12 @@ std::vector<AccessRange> instruction_accesses(const Program& program, const Targ
         throw Error(in.location, "mxu.matmul runs before any mxu.load_stationary: the array holds no tile");
       }
       if (auto problem = vector_pattern_problem(in, tile.rows)) throw Error(in.location, fmt::format("{} {}", mnemonic, *problem));
-      if (in.vector_extent.empty()) {
-        add("src", rows_range(in.src.buffer, instance.address(in.src), in.count, in.src_stride, tile.rows * element, false));
-      } else {
-        // A gathered vector spans [low, high] from its start.
-        const std::vector<int64_t> offsets = vector_offsets(in, tile.rows, element);
-        const auto [low, high] = std::minmax_element(offsets.begin(), offsets.end());
+      {
+        // Each vector spans [low, high) from its start (K contiguous elements without a pattern).
+        const ByteSpan vector = vector_span(in, tile.rows, element);
         AccessRange r = rows_range(in.src.buffer, instance.address(in.src), in.count, in.src_stride, 0, false);
-        r.begin += *low;
-        r.end += *high + element;
+        r.begin += vector.low;
+        r.end += vector.high;
         add("src", r);
       }
       add("dst", rows_range(in.dst.buffer, instance.address(in.dst), in.count, in.dst_stride, tile.cols * 4, true));
@@ -405,6 +402,15 @@ struct DotProduct {
 };
 
 }  // namespace
+
+const uint8_t* gather_vector(const uint8_t* src, const std::vector<int64_t>& offsets, int64_t element_bytes,
+                             std::vector<uint8_t>& out) {
+  if (offsets.empty()) return src;
+  const size_t e = static_cast<size_t>(element_bytes);
+  out.resize(offsets.size() * e);
+  for (size_t r = 0; r < offsets.size(); ++r) std::memcpy(&out[r * e], src + offsets[r], e);
+  return out.data();
+}
 
 MatmulResult reference_matmul(const InstructionInstance& instance, DType operand_type,
                               const MachineState& state, const StationaryTile& tile) {

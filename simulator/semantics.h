@@ -76,6 +76,10 @@ struct MatmulResult {
 };
 MatmulResult reference_matmul(const InstructionInstance& instance, DType operand_type,
                               const MachineState& state, const StationaryTile& tile);
+// A matmul vector read through its pattern (vector_offsets), copied to `out` in element order;
+// returns `out`'s data, or `src` itself when `offsets` is empty (a contiguous vector).
+const uint8_t* gather_vector(const uint8_t* src, const std::vector<int64_t>& offsets, int64_t element_bytes,
+                             std::vector<uint8_t>& out);
 MatmulResult reference_matmul_os(const InstructionInstance& instance, DType operand_type,
                                  const MachineState& state);
 // Writes (or accumulates) results into the accumulators at the instruction's dst.

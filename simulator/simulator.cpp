@@ -365,23 +365,16 @@ namespace {
 // Fast kernels: the same sums as reference_matmul, in the same order (row r ascending for each
 // output, starting from zero), with loops arranged so the compiler can vectorize them.
 MatmulResult fast_matmul(const InstructionInstance& instance, DType operand_type,
-                         const MachineState& state, const StationaryTile& tile) {
+                         const MachineState& state, const StationaryTile& tile, const std::vector<int64_t>& gather) {
   const Instruction& in = *instance.instruction;
   const uint8_t* src = state.buffers[static_cast<int>(in.src.buffer)].data() + instance.address(in.src);
   const int64_t K = tile.rows, N = tile.cols;
   MatmulResult result{in.count, N, std::vector<uint32_t>(static_cast<size_t>(in.count * N))};
-  // A gathered vector is copied to one place first, so the loops below stay the same.
+  // A gathered vector (`gather`: its element offsets, empty when contiguous) is copied to one
+  // place first, so the loops below stay the same.
   const int64_t element = dtype_size(operand_type);
-  const std::vector<int64_t> gather = in.vector_extent.empty() ? std::vector<int64_t>{} : vector_offsets(in, K, element);
-  std::vector<uint8_t> gathered(gather.size() * static_cast<size_t>(element));
-  auto vector_at = [&](int64_t t) -> const uint8_t* {
-    const uint8_t* x = src + t * in.src_stride;
-    if (gather.empty()) return x;
-    for (size_t r = 0; r < gather.size(); ++r) {
-      std::memcpy(&gathered[r * static_cast<size_t>(element)], x + gather[r], static_cast<size_t>(element));
-    }
-    return gathered.data();
-  };
+  std::vector<uint8_t> gathered;
+  auto vector_at = [&](int64_t t) { return gather_vector(src + t * in.src_stride, gather, element, gathered); };
   if (operand_type == DType::Int8) {
     std::vector<int32_t> w(static_cast<size_t>(K * N));
     for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(tile.elements[i]);
@@ -805,7 +798,7 @@ class MxuUnit {
           mm.outputs_end = closed_forms_.outputs_end(cycle, in.count, mm.out_cols);
         }
         MatmulResult values = os ? fast_matmul_os(instance, operand, m_.state)
-                                 : fast_matmul(instance, operand, m_.state, b.tile);
+                                 : fast_matmul(instance, operand, m_.state, b.tile, mm.gather);
         write_accumulators(instance, operand, values, m_.state, traffic);
         retire(mm.issued, mm.completion);
         matmuls_.push_back(mm);
@@ -927,14 +920,7 @@ class MxuUnit {
       last_vector_ = t;
       last_vectors_ = feeding->count;
       const int64_t address = feeding->src + t * feeding->src_stride;
-      const uint8_t* vector = buffer(feeding->src_buffer, address);
-      if (!feeding->gather.empty()) {
-        gathered_.resize(feeding->gather.size() * static_cast<size_t>(element_));
-        for (size_t r = 0; r < feeding->gather.size(); ++r) {
-          std::memcpy(&gathered_[r * static_cast<size_t>(element_)], vector + feeding->gather[r], static_cast<size_t>(element_));
-        }
-        vector = gathered_.data();
-      }
+      const uint8_t* vector = gather_vector(buffer(feeding->src_buffer, address), feeding->gather, element_, gathered_);
       array_->step(vector, static_cast<int>(feeding->feed_rows), feeding->bank);
       charge_vector(*feeding, address);
       activity.injecting = feeding;

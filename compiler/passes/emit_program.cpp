@@ -718,15 +718,12 @@ class Emitter {
     return coords;
   }
 
-  // Linear layers view x [..., K] and y [..., N] as matrices [rows, K] and [rows, N]: row m is
-  // the m-th index of the leading dims in row-major order (a rank-1 value is one row). One DMA
-  // moves each run of rows that is contiguous along the second-to-last dim; its buffer rows are
-  // `row_bytes` apart.
   // A window-mode matmul reads K indices [k0, k0 + kb) of a window whose (kh, kw, c) are
   // `stride` bytes apart: returns the byte offset of the first element from the window's start,
   // and gives `mm` a vector pattern unless the elements are one contiguous run. Dimensions
-  // that lie next to each other are merged and the pattern starts in the kernel row of k0, so
-  // a box of a 3x3x64 window reads as `vector_extent=[2,192] vector_start=64`.
+  // that lie next to each other are merged and the pattern starts in the kernel row of k0: in
+  // a 3x3x64 window, the 115 indices from k = 115 (kernel rows 0 and 1, 192 each) read as
+  // `vector_extent=[2,192] vector_start=115`.
   int64_t window_vector(Instruction& mm, int64_t k0, int64_t kb, std::vector<int64_t> extent, std::vector<int64_t> stride) const {
     // Merge d into d+1 where d's step is exactly d+1's whole extent; drop dimensions of 1.
     for (size_t d = extent.size() - 1; d-- > 0;) {
@@ -768,6 +765,10 @@ class Emitter {
     return base;
   }
 
+  // Linear layers view x [..., K] and y [..., N] as matrices [rows, K] and [rows, N]: row m is
+  // the m-th index of the leading dims in row-major order (a rank-1 value is one row). One DMA
+  // moves each run of rows that is contiguous along the second-to-last dim; its buffer rows are
+  // `row_bytes` apart.
   std::vector<Instruction> linear_rows_dma(Opcode op, const Value& v, int tensor, int64_t m0, int64_t mt, int64_t c0,
                                            int64_t c, int64_t slot, int64_t e) {
     std::vector<Instruction> out;

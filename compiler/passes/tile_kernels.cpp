@@ -57,7 +57,7 @@ class InstructionBudget {
 // A GEMM: a matmul per (group, M tile, n-tile, k-tile), a load_stationary per weight tile.
 void charge_gemm(InstructionBudget& budget, const GemmKernel& k) {
   const GemmTiling& t = k.tiling;
-  const int64_t weight_tiles = times(times(k.groups, t.n_tiles), t.k_tiles);
+  const int64_t weight_tiles = times(times(k.groups, t.n_tiles), t.k_tiles());
   budget.charge(k.name, times(weight_tiles, checked_add(t.m_tiles, 1).value_or(INT64_MAX)), times(weight_tiles, t.m_tiles));
 }
 
@@ -80,7 +80,7 @@ std::string k_box_text(const GemmKernel& k, const GemmTiling& t, int64_t rows) {
   const bool taps = k.op == OpKind::Conv;
   const int64_t kw = k.conv.kernel.back(), kh = k.conv.kernel.size() == 2 ? k.conv.kernel[0] : 1;
   return fmt::format("K {}{} in {} of {} of {} array rows", taps ? fmt::format("{}x{} taps x {} channels = ", kh, kw, k.conv.in_channels / k.groups) : "",
-                     k.K, counted(t.k_tiles, "box", "boxes"), k_box_sizes(t.k_boxes), rows);
+                     k.K, counted(t.k_tiles(), "box", "boxes"), k_box_sizes(t.k_boxes), rows);
 }
 
 // The model's element type must be what the matrix unit multiplies, and a bias is added in
@@ -185,10 +185,9 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   const int64_t wb = arch.weight_buffer.bytes;
   auto plan_weights = [&](KBoxes boxes) {
     t.k_boxes = boxes;
-    t.k_tiles = boxes.count;
     t.b_slot_bytes = boxes.largest() * t.n_tile * e;
-    t.weights_resident = t.k_tiles * t.b_slot_bytes <= wb;
-    t.b_slots = t.weights_resident ? t.k_tiles : wb / t.b_slot_bytes;
+    t.weights_resident = t.k_tiles() * t.b_slot_bytes <= wb;
+    t.b_slots = t.weights_resident ? t.k_tiles() : wb / t.b_slot_bytes;
     if (t.b_slots < 1) {
       throw Error(op_location(graph, k.name),
                   fmt::format("op '{}': one weight tile ({} x {} x {} bytes) does not fit the {}-byte weight "
@@ -208,13 +207,13 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
       if (t.n_tiles > 1 && !k.buffers.input) {
         const int64_t windows = t.m_tiles * t.a_slot_bytes * k.groups;
         const int64_t weights = k.K * k.N * e * k.groups;
-        const bool all_resident = t.k_tiles * t.n_tiles * t.b_slot_bytes <= wb;
+        const bool all_resident = t.k_tiles() * t.n_tiles * t.b_slot_bytes <= wb;
         const int64_t n_outer = t.n_tiles * windows + (t.weights_resident ? 1 : t.m_tiles) * weights;
         const int64_t m_outer = windows + (all_resident ? 1 : t.m_tiles) * weights;
         if (m_outer < n_outer) {
           t.m_outer = true;
           t.weights_resident = all_resident;
-          t.b_slots = all_resident ? t.k_tiles * t.n_tiles : wb / t.b_slot_bytes;
+          t.b_slots = all_resident ? t.k_tiles() * t.n_tiles : wb / t.b_slot_bytes;
         }
         order = fmt::format("; loop order {} (about {} DRAM bytes of windows and weights, against {} the other way)",
                             t.m_outer ? "M tiles outer: each window read once for every n-tile"
@@ -226,7 +225,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
           "columns; weights {}",
           t.tile_rows, t.tile_cols, k.buffers.input ? "the resident input: a " : "a ", t.window_rows, t.window_cols, channels,
           k_box_text(k, t, rows), t.n_tile, cols,
-          t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
+          t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles(), t.k_tiles() == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                              : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s")) + order;
       return;
     }
@@ -269,7 +268,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
   // in the unified buffer: keep them when every slot fits beside the output slots.
   std::string a_text;
   if (t.n_tiles > 1 && !k.buffers.input) {
-    const int64_t slots = times(t.m_tiles, t.k_tiles);
+    const int64_t slots = times(t.m_tiles, t.k_tiles());
     const int64_t bytes = times(slots, t.a_slot_bytes);
     if (checked_add(bytes, 2 * t.out_slot_bytes).value_or(INT64_MAX) <= ub_budget) {
       t.a_resident = true;
@@ -285,7 +284,7 @@ void tile_gemm(GemmKernel& k, const ArchConfig& arch, const Graph& graph, Instru
       "{}{}; N tile {} of {} columns; M tile {} pixels ({} ub + {} acc bytes double-buffered); weights {}{}",
       k.op == OpKind::Conv ? fmt::format("im2col by {}: ", im2col_mode_name(k.im2col)) : "", k_box_text(k, t, rows),
       t.n_tile, cols, t.m_tile, 2 * t.a_slot_bytes + 2 * t.out_slot_bytes, 2 * t.acc_slot_bytes,
-      t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles, t.k_tiles == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
+      t.weights_resident ? fmt::format("resident ({} k-tile{} reused by {} M tile{})", t.k_tiles(), t.k_tiles() == 1 ? "" : "s", t.m_tiles, t.m_tiles == 1 ? "" : "s")
                          : fmt::format("streamed through {} slot{}", t.b_slots, t.b_slots == 1 ? "" : "s"),
       a_text);
 }

@@ -496,7 +496,7 @@ outputs: [c]
   CHECK(b.buffers.budget <= std::min(in.base, out.base));
   // The first layer reads its input from DRAM once for its 3 n-tiles: A stays in the buffer.
   CHECK(a.tiling.a_resident);
-  CHECK(a.tiling.a_slots == a.tiling.m_tiles * a.tiling.k_tiles);
+  CHECK(a.tiling.a_slots == a.tiling.m_tiles * a.tiling.k_tiles());
   CHECK(a.tiling.why.find("A resident") != std::string::npos);
   CHECK(compiled.tensor_of_value[static_cast<size_t>(a.output)] == -1);
   CHECK(compiled.tensor_of_value[static_cast<size_t>(b.output)] == -1);
